@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+func TestFailureEventNoteIsCappedAtTheAPILimit(t *testing.T) {
+	cfg := Config{Identity: Identity{PodName: "redis-1", Namespace: "ns"}}
+	long := errors.New(strings.Repeat("x", 3000))
+	ev := failureEvent(cfg, "InitFailed", "Init", long, time.Unix(1, 0))
+	if len(ev.Note) != maxEventNote || !strings.HasSuffix(ev.Note, "...") {
+		t.Errorf("note of a 3000-byte error: %d bytes, suffix %q; want %d ending in ...", len(ev.Note), ev.Note[len(ev.Note)-3:], maxEventNote)
+	}
+	if ev.Regarding.Name != "redis-1" || ev.Regarding.Namespace != "ns" || ev.Type != "Warning" || ev.Reason != "InitFailed" {
+		t.Errorf("event %+v: want a Warning InitFailed regarding pod ns/redis-1", ev)
+	}
+}
+
+// TestInitFailurePublishedAsEvent: a failing init leaves a Warning Event on
+// its pod, in a real API server, carrying the error.
+func TestInitFailurePublishedAsEvent(t *testing.T) {
+	rc, _ := startAPIServer(t)
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: rc.Host, InsecureSkipTLSVerify: true}
+	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{Token: rc.BearerToken}
+	kc.Contexts["t"] = &clientcmdapi.Context{Cluster: "t", AuthInfo: "t"}
+	kc.CurrentContext = "t"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-password")
+	cfg := Config{Mode: ModeCluster, Identity: Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
+		RedisConfInclude: filepath.Join(dir, "include.conf"), NodesConf: filepath.Join(dir, "nodes.conf")}
+	err := Init(context.Background(), cfg, zerolog.New(os.Stderr))
+	if err == nil {
+		t.Fatalf("init with a missing password file %s succeeded", missing)
+	}
+	kube, err2 := kubernetes.NewForConfig(rc)
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	evs, err2 := kube.EventsV1().Events("default").List(context.Background(), metav1.ListOptions{})
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	for _, ev := range evs.Items {
+		if ev.Reason == "InitFailed" && ev.Regarding.Name == "redis-3" {
+			if ev.Note != err.Error() || !strings.Contains(ev.Note, missing) {
+				t.Errorf("InitFailed note %q; want the init error %q naming %s", ev.Note, err, missing)
+			}
+			return
+		}
+	}
+	t.Errorf("no InitFailed Event on pod redis-3 after init failed with %q; events: %+v", err, evs.Items)
+}
+
+// TestInitFailsWhenItsOwnNameNeverResolves: no headless Service (or one of
+// another name) is a deployment error init names, instead of booting with
+// an address nobody can reach.
+func TestInitFailsWhenItsOwnNameNeverResolves(t *testing.T) {
+	cfg := Config{Identity: Identity{PodName: "redis-1", Namespace: "ns", StatefulSet: "redis", Service: "redis-headless"}, InitTimeout: 400 * time.Millisecond}
+	dir := t.TempDir()
+	cfg.RedisConfInclude, cfg.SentinelConf = filepath.Join(dir, "include.conf"), filepath.Join(dir, "sentinel.conf")
+	in := sentinelInit{cfg: cfg, log: zerolog.Nop(), peers: sentinelPeers{Pods: 3, Self: 1, Addr: cfg.PodFQDN,
+		Resolve: func(context.Context, string) error { return errors.New("no such host") }}}
+	err := in.run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), cfg.PodFQDN(1)) || !strings.Contains(err.Error(), "--headless-service (REDIS_HA_HEADLESS_SERVICE) \"redis-headless\"") {
+		t.Fatalf("init whose own name never resolves: err %v; want one naming %s and the flag", err, cfg.PodFQDN(1))
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("init that failed wrote %v", ents)
+	}
+}

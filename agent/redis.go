@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// podIPLookup returns the current IP of the pod a peer DNS name belongs to,
+// from the Kubernetes API: the fallback when cluster DNS does not answer
+// for a peer (measured on the e2e cluster: a terminating pod's lookups of
+// its peers failed with NXDOMAIN during its preStop switchover).
+type podIPLookup func(ctx context.Context, host string) (string, bool)
+
+// redisOptionsVia are the client settings for the agent's own short calls:
+// one small pool, short timeouts, no retries (the next pass retries), RESP2
+// so a loading server still answers AUTH, no CLIENT SETINFO (Redis 7.0 lacks
+// it). The password is read at each connect, so a rotated Secret applies to
+// new connections without rebuilding the client.
+func redisOptionsVia(addr string, password func() string, timeout time.Duration, fallback podIPLookup) *redis.Options {
+	o := redisOptions0(addr, password, timeout)
+	if fallback != nil {
+		d := &net.Dialer{Timeout: timeout}
+		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			var dnsErr *net.DNSError
+			if err == nil || !errors.As(err, &dnsErr) {
+				return c, err
+			}
+			host, port, _ := net.SplitHostPort(addr)
+			ip, ok := fallback(ctx, host)
+			if !ok {
+				return nil, err
+			}
+			return d.DialContext(ctx, network, net.JoinHostPort(ip, port))
+		}
+	}
+	return o
+}
+
+func redisOptions0(addr string, password func() string, timeout time.Duration) *redis.Options {
+	return &redis.Options{
+		Addr:                  addr,
+		Protocol:              2,
+		DisableIdentity:       true,
+		CredentialsProvider:   func() (string, string) { return "", password() },
+		DialTimeout:           timeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		// The loop, probes, /status and a preStop may call at once.
+		PoolSize: 4,
+	}
+}
+
+// goRedisNode adapts go-redis to redisNode.
+type goRedisNode struct{ c *redis.Client }
+
+var _ redisNode = (*goRedisNode)(nil)
+
+func newRedisNode(host string, port int, password func() string, timeout time.Duration) *goRedisNode {
+	return newRedisNodeVia(host, port, password, timeout, nil)
+}
+
+func newRedisNodeVia(host string, port int, password func() string, timeout time.Duration, fallback podIPLookup) *goRedisNode {
+	return &goRedisNode{c: redis.NewClient(redisOptionsVia(net.JoinHostPort(host, strconv.Itoa(port)), password, timeout, fallback))}
+}
+
+func (n *goRedisNode) addr() string { return n.c.Options().Addr }
+
+func (n *goRedisNode) Ping(ctx context.Context) error {
+	err := n.c.Ping(ctx).Err()
+	if err != nil && strings.HasPrefix(err.Error(), "LOADING") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("PING redis-server %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) Replication(ctx context.Context) (replInfo, error) {
+	text, err := n.c.Info(ctx, "persistence", "replication").Result()
+	if err != nil {
+		return replInfo{}, fmt.Errorf("INFO replication on redis-server %s: %w", n.addr(), err)
+	}
+	r, err := parseReplInfo(text)
+	if err != nil {
+		return r, fmt.Errorf("redis-server %s: %w", n.addr(), err)
+	}
+	return r, nil
+}
+
+func (n *goRedisNode) ReplicaOf(ctx context.Context, host string, port int) error {
+	h, p := "NO", "ONE"
+	if host != "" {
+		h, p = host, strconv.Itoa(port)
+	}
+	if err := n.c.Do(ctx, "REPLICAOF", h, p).Err(); err != nil {
+		return fmt.Errorf("REPLICAOF %s %s on redis-server %s: %w", h, p, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) PauseWrites(ctx context.Context, d time.Duration) error {
+	if err := n.c.Do(ctx, "CLIENT", "PAUSE", d.Milliseconds(), "WRITE").Err(); err != nil {
+		return fmt.Errorf("CLIENT PAUSE WRITE on redis-server %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) Unpause(ctx context.Context) error {
+	if err := n.c.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		return fmt.Errorf("CLIENT UNPAUSE on redis-server %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) KillNormalClients(ctx context.Context) error {
+	// SKIPME yes keeps the agent's own connection.
+	if err := n.c.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		return fmt.Errorf("CLIENT KILL TYPE normal on redis-server %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) ConfigSet(ctx context.Context, param, value string) error {
+	if err := n.c.ConfigSet(ctx, param, value).Err(); err != nil {
+		return fmt.Errorf("CONFIG SET %s on redis-server %s: %w", param, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) Close() error { return n.c.Close() }
+
+// goSentinelNode adapts go-redis's SentinelClient to sentinelNode.
+type goSentinelNode struct{ c *redis.SentinelClient }
+
+var _ sentinelNode = (*goSentinelNode)(nil)
+
+func newSentinelNode(host string, port int, password func() string, timeout time.Duration) *goSentinelNode {
+	return newSentinelNodeVia(host, port, password, timeout, nil)
+}
+
+func newSentinelNodeVia(host string, port int, password func() string, timeout time.Duration, fallback podIPLookup) *goSentinelNode {
+	return &goSentinelNode{c: redis.NewSentinelClient(redisOptionsVia(net.JoinHostPort(host, strconv.Itoa(port)), password, timeout, fallback))}
+}
+
+func (n *goSentinelNode) addr() string { return n.c.String() }
+
+func (n *goSentinelNode) MasterAddr(ctx context.Context, name string) (string, int, bool, error) {
+	v, err := n.c.GetMasterAddrByName(ctx, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("SENTINEL GET-MASTER-ADDR-BY-NAME %s on %s: %w", name, n.addr(), err)
+	}
+	if len(v) != 2 {
+		return "", 0, false, fmt.Errorf("SENTINEL GET-MASTER-ADDR-BY-NAME %s on %s answered %q, want host and port", name, n.addr(), v)
+	}
+	port, err := strconv.Atoi(v[1])
+	if err != nil {
+		return "", 0, false, fmt.Errorf("SENTINEL GET-MASTER-ADDR-BY-NAME %s on %s: port %q: %w", name, n.addr(), v[1], err)
+	}
+	return v[0], port, true, nil
+}
+
+func (n *goSentinelNode) Monitor(ctx context.Context, name, host string, port int, s monitorSettings) error {
+	// REMOVE fails with "No such master" on a Sentinel monitoring nothing.
+	if err := n.c.Remove(ctx, name).Err(); err != nil && !strings.Contains(err.Error(), "No such master") {
+		return fmt.Errorf("SENTINEL REMOVE %s on %s: %w", name, n.addr(), err)
+	}
+	if err := n.c.Monitor(ctx, name, host, strconv.Itoa(port), strconv.Itoa(s.Quorum)).Err(); err != nil {
+		return fmt.Errorf("SENTINEL MONITOR %s %s %d on %s: %w", name, host, port, n.addr(), err)
+	}
+	args := []any{"SENTINEL", "SET", name,
+		"down-after-milliseconds", s.DownAfter.Milliseconds(),
+		"failover-timeout", s.FailoverTimeout.Milliseconds(),
+		"parallel-syncs", s.ParallelSyncs}
+	if s.AuthPass != "" {
+		args = append(args, "auth-pass", s.AuthPass)
+	}
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, args...)); err != nil {
+		return fmt.Errorf("SENTINEL SET %s (timings, auth-pass) on %s: %w", name, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) ApplyPassword(ctx context.Context, name, password string) error {
+	// The ACL change first: the SENTINEL SETs below make Sentinel rewrite
+	// its file, which then carries the new default-user password too.
+	acl := []any{"ACL", "SETUSER", "default", "on", "resetpass", "nopass"}
+	if password != "" {
+		acl = []any{"ACL", "SETUSER", "default", "on", "resetpass", ">" + password}
+	}
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, acl...)); err != nil {
+		return fmt.Errorf("ACL SETUSER default (requirepass) on %s: %w", n.addr(), err)
+	}
+	if err := n.c.Set(ctx, name, "auth-pass", password).Err(); err != nil {
+		return fmt.Errorf("SENTINEL SET %s auth-pass on %s: %w", name, n.addr(), err)
+	}
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SENTINEL", "CONFIG", "SET", "sentinel-pass", password)); err != nil {
+		return fmt.Errorf("SENTINEL CONFIG SET sentinel-pass on %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) Failover(ctx context.Context, name string) error {
+	if err := n.c.Failover(ctx, name).Err(); err != nil {
+		return fmt.Errorf("SENTINEL FAILOVER %s on %s: %w", name, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) Reset(ctx context.Context, name string) error {
+	if err := n.c.Reset(ctx, name).Err(); err != nil {
+		return fmt.Errorf("SENTINEL RESET %s on %s: %w", name, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) SwitchMaster(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			ps := n.c.Subscribe(ctx, "+switch-master")
+			ch := ps.Channel()
+			for open := true; open; {
+				select {
+				case <-ctx.Done():
+					open = false
+				case _, open = <-ch:
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			}
+			_ = ps.Close()
+		}
+	}()
+	return out
+}
+
+func (n *goSentinelNode) Close() error { return n.c.Close() }

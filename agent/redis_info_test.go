@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseReplInfo(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		text   string
+		want   replInfo
+		err    bool
+	}{
+		"Master": {
+			reason: "redis-server 7.0.15 master with one online replica",
+			text: "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n" +
+				"slave0:ip=127.0.30.251,port=7000,state=online,offset=1464,lag=0\r\n" +
+				"master_failover_state:no-failover\r\n" +
+				"master_replid:f7035f3dcc52ca28b2e79d9e642bae4d5811ef1c\r\n" +
+				"master_replid2:0000000000000000000000000000000000000000\r\n" +
+				"master_repl_offset:1464\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:1\r\n",
+			want: replInfo{Role: roleMaster, ReplID: "f7035f3dcc52ca28b2e79d9e642bae4d5811ef1c", Offset: 1464, SecondOffset: -1,
+				Replicas: []replicaEntry{{Host: "127.0.30.251", Port: 7000, State: "online", Offset: 1464}}},
+		},
+		"FencedReplica": {
+			reason: "booted as replica of itself after a restart: replid and offset restored from the RDB, link down",
+			text: "# Persistence\r\nloading:0\r\n# Replication\r\nrole:slave\r\nmaster_host:127.0.30.250\r\nmaster_port:7000\r\n" +
+				"master_link_status:down\r\nslave_read_repl_offset:1501\r\nslave_repl_offset:1501\r\nmaster_link_down_since_seconds:-1\r\n" +
+				"master_replid:f7035f3dcc52ca28b2e79d9e642bae4d5811ef1c\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n" +
+				"master_repl_offset:1501\r\nsecond_repl_offset:-1\r\n",
+			want: replInfo{Role: roleReplica, MasterHost: "127.0.30.250", MasterPort: 7000, ReplID: "f7035f3dcc52ca28b2e79d9e642bae4d5811ef1c", Offset: 1501, SecondOffset: -1},
+		},
+		"LinkDownSince": {
+			reason: "a replica whose master went away 7 s ago says so",
+			text:   "role:slave\r\nmaster_host:m\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:7\r\n",
+			want:   replInfo{Role: roleReplica, MasterHost: "m", MasterPort: 6379, LinkDownFor: 7 * time.Second},
+		},
+		"PromotedReplica": {
+			reason: "after a failover replid2 carries the old history",
+			text:   "role:master\nmaster_replid:bbb\nmaster_replid2:aaa\nmaster_repl_offset:90\nsecond_repl_offset:41\n",
+			want:   replInfo{Role: roleMaster, ReplID: "bbb", ReplID2: "aaa", Offset: 90, SecondOffset: 41},
+		},
+		"Loading": {
+			reason: "loading a big dataset",
+			text:   "loading:1\nrole:slave\nmaster_host:x\nmaster_port:6379\nmaster_link_status:up\n",
+			want:   replInfo{Role: roleReplica, MasterHost: "x", MasterPort: 6379, LinkUp: true, Loading: true},
+		},
+		"NoRole":    {reason: "not INFO replication output", text: "redis_version:7.0.15\n", err: true},
+		"BadOffset": {reason: "garbage offset", text: "role:master\nmaster_repl_offset:x\n", err: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseReplInfo(tc.text)
+			if (err != nil) != tc.err {
+				t.Fatalf("%s\nparseReplInfo(...) error = %v, want error %t", tc.reason, err, tc.err)
+			}
+			if tc.err {
+				return
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nparseReplInfo(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
+)
+
+// redisInclude is the redis.conf include init writes. master < 0 means the
+// role is unknown: the server boots as a replica of itself, which refuses
+// writes (READONLY) and never syncs (its "master" answers NOMASTERLINK), yet
+// keeps the replid and offset it loaded from its RDB for the election.
+// Measured with redis-server 7.0.15; a placeholder address would do the
+// same but hides which pod is waiting, and booting as a master with an
+// impossible min-replicas-to-write would let Sentinel see a second master.
+func redisInclude(cfg Config, self string, masterHost string, password string) ([]byte, error) {
+	if password != "" && !redisWord(password) {
+		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
+	}
+	role := "replica of " + masterHost
+	if masterHost == self {
+		role = "fenced: replica of itself until the sidecar's election decides (no master known)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by redis-ha-agent init at every pod start; edits are overwritten.\n# Role at start: %s\n", role)
+	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", self, cfg.RedisPort)
+	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, cfg.RedisPort)
+	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag 10\n", cfg.MinReplicasToWrite)
+	if password != "" {
+		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
+	}
+	return []byte(b.String()), nil
+}
+
+// rewriteIncludeAuth replaces the auth lines of the include, keeping the
+// rest (the role it was written with at init).
+func rewriteIncludeAuth(path, password string) error {
+	if password != "" && !redisWord(password) {
+		return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s to rotate its password: %w", path, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		if strings.HasPrefix(l, "masterauth ") || strings.HasPrefix(l, "requirepass ") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if password != "" {
+		lines = append(lines, "masterauth "+password, "requirepass "+password)
+	}
+	if _, err := WriteFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("rotate the password in %s: %w", path, err)
+	}
+	return nil
+}
+
+func redisWord(s string) bool {
+	if s == "" || s[0] == '"' || s[0] == '\'' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sentinelFile merges the agent's lines into the existing sentinel.conf.
+// With a master unknown (MasterHost "") it has no monitor at all: a Sentinel
+// monitoring a pod that booted fenced would see a "master" that reports
+// replica, try to fail it over, and — several of them agreeing — look like
+// a Sentinel majority for a pod that has no right to be master. The sidecar
+// issues SENTINEL MONITOR once the Lease or the election names the master.
+func sentinelFile(existing []byte, p sentinelconf.Params) ([]byte, sentinelconf.Changes, error) {
+	if p.MasterHost == "" {
+		p.MasterPort = 0
+	}
+	return sentinelconf.Merge(existing, p)
+}
+
+// readIfExists reads a config file; a missing one is empty.
+func readIfExists(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// writeConf writes a config file atomically with mode 0600 (it may hold the
+// password), creating its directory.
+func writeConf(path string, data []byte) (bool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("create directory for %s: %w", path, err)
+	}
+	return WriteFileAtomic(path, data, 0o600)
+}
+
+func quorumOf(cfg Config, pods int) int {
+	if cfg.Quorum > 0 {
+		return cfg.Quorum
+	}
+	return pods/2 + 1
+}

@@ -1,0 +1,374 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+)
+
+// Roles as the agent names them (Redis says "slave" in INFO; adapters map it).
+const (
+	roleMaster  = "master"
+	roleReplica = "replica"
+)
+
+// Who made the master of record what it is, in order of precedence.
+const (
+	authoritySentinel = "sentinel-majority"
+	authorityLease    = "lease"
+	authorityElection = "election"
+)
+
+// nodeState is one Redis server's replication state, as its own agent
+// reports it (local INFO, or a peer's /status).
+type nodeState struct {
+	Reported     bool   `json:"reported"`
+	Role         string `json:"role"`
+	ReplID       string `json:"replid"`
+	ReplID2      string `json:"replid2"`
+	Offset       int64  `json:"offset"`
+	SecondOffset int64  `json:"second_offset"` // replid2 is valid for offsets below this
+	Fenced       bool   `json:"fenced"`
+}
+
+// sentinelView is what one configured Sentinel answered.
+type sentinelView struct {
+	Reachable bool
+	Master    int  // ordinal of the pod it names master; -1 for none or not a pod of ours
+	named     bool // it names some master, perhaps not a pod of ours
+}
+
+// leaseView is the Lease as this agent judges it on its own clock.
+type leaseView struct {
+	Known  bool // read from the API server in this pass
+	Holder int  // ordinal of the holder; -1 when free
+	Live   bool // the record changed within its duration, on the local clock
+}
+
+// sentinelObservation is everything one reconcile pass saw.
+type sentinelObservation struct {
+	Self  int
+	Pods  int // configured pods = configured Sentinels
+	Local nodeState
+	// LocalMaster is the ordinal the local replica replicates from; Self
+	// for a fenced boot (replica of itself), -1 when not a pod of ours.
+	LocalMaster int
+	Sentinels   []sentinelView
+	// LocalSentinelMaster is what the Sentinel beside this Redis names:
+	// -1 when it answers and monitors nothing (so it can be pointed at the
+	// master), -2 when unreachable or naming a host that is not a pod.
+	LocalSentinelMaster int
+	// NamedMasterRole is the role the pod a Sentinel majority names reports
+	// itself, read only when that is not this pod's master; "" when it
+	// does not answer. LocalMasterRole is what the local replica's master
+	// reports, read in the same case.
+	NamedMasterRole string
+	LocalMasterRole string
+	Lease           leaseView
+	Peers           []nodeState // by ordinal; Peers[Self] is Local
+	// LocalReplicasOnline counts the replicas a local master streams to;
+	// LocalMasterFor is how long the local redis-server has been master.
+	LocalReplicasOnline int
+	LocalMasterFor      time.Duration
+	Now                 time.Time
+	LastRenew           time.Time // local clock of this pod's last successful Lease write as holder
+	RenewDeadline       time.Duration
+}
+
+// sentinelPlan is what the pass should do. The executor runs the Lease write
+// first and does the steps marked "after the Lease" only when it succeeded.
+type sentinelPlan struct {
+	Master    int    // master of record; -1 unknown
+	Authority string // what makes Master the master of record
+	Reason    string
+
+	TakeLease    bool // acquire or take over (compare-and-swap)
+	RenewLease   bool
+	ReleaseLease bool
+	Promote      bool // REPLICAOF NO ONE, after the Lease
+	// PointSentinels: SENTINEL MONITOR this pod on every Sentinel that
+	// monitors nothing, after the Lease (the election winner's duty).
+	PointSentinels bool
+	MonitorLocal   int // ordinal the local Sentinel should MONITOR; -1 none
+	ReplicaOf      int // ordinal to REPLICAOF; -1 no change
+	Fence          bool
+	Unfence        bool
+	// Failover: SENTINEL FAILOVER on the local Sentinel, for a master whose
+	// redis-server restarted behind a fresher replica.
+	Failover bool
+	// Label is this pod's role label: master only after the Lease write
+	// succeeded; "" leaves it alone (e.g. the API server is unreachable).
+	Label string
+}
+
+func (p sentinelPlan) String() string {
+	return fmt.Sprintf("master=%d authority=%q take=%t renew=%t release=%t promote=%t point=%t monitorLocal=%d replicaof=%d fence=%t unfence=%t failover=%t label=%q reason=%q",
+		p.Master, p.Authority, p.TakeLease, p.RenewLease, p.ReleaseLease, p.Promote, p.PointSentinels, p.MonitorLocal, p.ReplicaOf, p.Fence, p.Unfence, p.Failover, p.Label, p.Reason)
+}
+
+// decideSentinel is the whole sentinel-mode policy. One authority at a time:
+// a Sentinel majority wins; without one, a live Lease holder; without one,
+// a cold-start election among a majority of reporting pods. Whatever the
+// source, a master that cannot prove it is the master of record within the
+// renew deadline fences itself.
+func decideSentinel(o sentinelObservation) sentinelPlan {
+	p := sentinelPlan{Master: -1, ReplicaOf: -1, MonitorLocal: -1, Label: roleReplica}
+	if !o.Local.Reported {
+		p.Reason = "redis-server does not answer; not the master of record while it is down"
+		p.ReleaseLease = o.Lease.Known && o.Lease.Holder == o.Self
+		return p
+	}
+	if m, ok := sentinelMajority(o.Sentinels, o.Pods); ok {
+		p.Master, p.Authority = m, authoritySentinel
+		followSentinel(o, &p)
+	} else if o.Lease.Known && o.Lease.Live && (o.Lease.Holder != o.Self || o.Local.Role == roleMaster) {
+		followLease(o, &p)
+	} else if o.Lease.Known {
+		elect(o, &p)
+	} else {
+		p.Label = "" // cannot reach the API server to change it anyway
+		p.Reason = "no Sentinel majority knows a master and the Lease cannot be read; roles stay as they are"
+	}
+	fence(o, &p)
+	return p
+}
+
+// sentinelMajority returns the pod that more than half of the configured
+// Sentinels name as master.
+func sentinelMajority(views []sentinelView, pods int) (int, bool) {
+	votes := map[int]int{}
+	for _, v := range views {
+		if v.Reachable && v.Master >= 0 {
+			votes[v.Master]++
+		}
+	}
+	for m, n := range votes {
+		if n > pods/2 {
+			return m, true
+		}
+	}
+	return -1, false
+}
+
+func followSentinel(o sentinelObservation, p *sentinelPlan) {
+	m := p.Master
+	if o.LocalSentinelMaster == -1 {
+		p.MonitorLocal = m
+	}
+	if m == o.Self {
+		switch {
+		case o.Local.Role != roleMaster && o.LocalMaster == o.Self:
+			restartedMaster(o, p)
+			return
+		case o.Local.Role != roleMaster:
+			// Demoted (a switchover) while the Sentinels have not yet
+			// announced the new master: they will.
+			p.Reason = "a Sentinel majority still names this pod, now a replica of another; waiting for the Sentinels to announce the new master"
+			return
+		}
+		p.TakeLease = o.Lease.Holder != o.Self || !o.Lease.Known
+		p.RenewLease = !p.TakeLease
+		p.Label = roleMaster
+		p.Unfence = o.Local.Fenced
+		p.Reason = "a Sentinel majority names this pod master"
+		return
+	}
+	if o.Lease.Known && o.Lease.Holder == o.Self {
+		p.ReleaseLease = true
+	}
+	switch {
+	case o.Local.Role == roleMaster && o.NamedMasterRole != roleMaster && o.Lease.Known && o.Lease.Live && o.Lease.Holder == o.Self:
+		// A planned switchover: the old master handed this pod the Lease
+		// the moment Sentinel promoted it, before the Sentinels announce
+		// it. The pod they still name is no master, so their word is stale.
+		p.Master, p.Authority = o.Self, authorityLease
+		p.ReleaseLease = false
+		p.RenewLease, p.Label, p.Unfence = true, roleMaster, o.Local.Fenced
+		p.Reason = fmt.Sprintf("this pod holds the Lease and is master; the Sentinel majority still names pod %d, which is no master (switchover in progress)", m)
+	case o.Local.Role == roleMaster && o.NamedMasterRole != roleMaster:
+		// Mid-failover the Sentinels that have not yet heard of the
+		// promotion still name the old, dead master: demoting the
+		// freshly promoted one to it would undo the failover.
+		p.Reason = fmt.Sprintf("a Sentinel majority names pod %d master but it does not answer as master (failover in progress?); not demoting", m)
+	case o.Local.Role == roleMaster:
+		p.ReplicaOf = m
+		p.Unfence = o.Local.Fenced
+		p.Reason = fmt.Sprintf("a Sentinel majority names pod %d master; demoting this one", m)
+	case o.LocalMaster == o.Self || o.LocalMaster < 0:
+		// Fenced boot (or an address that is not a pod): Sentinel cannot
+		// know this replica yet, so point it at the master ourselves. Other
+		// replicas are Sentinel's to reconfigure.
+		p.ReplicaOf = m
+		p.Reason = fmt.Sprintf("a Sentinel majority names pod %d master; joining it as replica", m)
+	case o.LocalMaster != m && o.NamedMasterRole == roleMaster && o.LocalMasterRole == roleReplica:
+		// Left replicating from the old master after a switchover whose
+		// replica reconfiguration Sentinel did not finish (seen on the e2e
+		// cluster): a chain Sentinel was slow to repair.
+		p.ReplicaOf = m
+		p.Reason = fmt.Sprintf("a Sentinel majority names pod %d master, and this replica follows pod %d, itself a replica; following the master", m, o.LocalMaster)
+	default:
+		p.Reason = fmt.Sprintf("a Sentinel majority names pod %d master", m)
+	}
+}
+
+// restartedMaster: redis-server restarted within down-after (a container
+// restart, no init) and booted fenced while the Sentinels still name this
+// pod. A replica may hold writes this pod lost (AOF everysec, an older RDB);
+// Sentinel on its own would wait down-after plus two INFO periods (~25s)
+// before treating a "master" that reports replica as down. So: if a replica
+// is at least as fresh, ask Sentinel to fail over to it now; if this pod is
+// strictly the freshest, take the role back with the majority's blessing.
+func restartedMaster(o sentinelObservation, p *sentinelPlan) {
+	reported := 0
+	for _, s := range o.Peers {
+		if s.Reported {
+			reported++
+		}
+	}
+	w, why := freshest(o.Peers)
+	if reported > o.Pods/2 && w == o.Self && strictlyFreshest(o.Peers, o.Self) {
+		p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+		p.Reason = "a Sentinel majority names this pod, which restarted as a replica and still has the freshest data (" + why + "); taking the role back"
+		return
+	}
+	// Sentinel is the authority here and picks the best replica itself; it
+	// refuses (NOGOODSLAVE) when there is none, and this pod waits.
+	p.Failover = true
+	p.Reason = "a Sentinel majority names this pod, which restarted as a replica and cannot show it is the freshest; asking Sentinel to fail over now"
+}
+
+func strictlyFreshest(peers []nodeState, self int) bool {
+	for i, s := range peers {
+		if i != self && s.Reported && s.Offset >= peers[self].Offset {
+			return false
+		}
+	}
+	return true
+}
+
+func followLease(o sentinelObservation, p *sentinelPlan) {
+	h := o.Lease.Holder
+	p.Master, p.Authority = h, authorityLease
+	if h == o.Self { // and redis-server is master
+		p.RenewLease = true
+		p.Label = roleMaster
+		p.Unfence = o.Local.Fenced
+		p.PointSentinels = replicasAttached(o)
+		p.Reason = "this pod holds the Lease and no Sentinel majority knows a master"
+		return
+	}
+	if o.LocalSentinelMaster == -1 {
+		p.MonitorLocal = h
+	}
+	switch {
+	case o.Local.Role == roleMaster:
+		p.ReplicaOf = h
+		p.Unfence = o.Local.Fenced
+		p.Reason = fmt.Sprintf("pod %d holds the Lease and no Sentinel majority knows a master; demoting this one", h)
+	case o.LocalMaster != h:
+		p.ReplicaOf = h
+		p.Reason = fmt.Sprintf("pod %d holds the Lease and no Sentinel majority knows a master; replicating from it", h)
+	default:
+		p.Reason = fmt.Sprintf("pod %d holds the Lease", h)
+	}
+}
+
+// replicasAttached gates SENTINEL MONITOR after an election: a Sentinel
+// learns a master's replicas from INFO, at MONITOR and then every 10s, and
+// without them it can neither fail over nor meet its peers (hello messages
+// travel through master and replicas). Monitoring once the replicas stream
+// closes that 10s window; a master without replicas is monitored after 10s.
+func replicasAttached(o sentinelObservation) bool {
+	return o.LocalReplicasOnline > 0 || o.Pods == 1 || o.LocalMasterFor >= 10*time.Second
+}
+
+// elect runs the cold-start election: the Lease is free, expired, or held by
+// this pod although its redis-server is not a master (a restart).
+func elect(o sentinelObservation, p *sentinelPlan) {
+	p.Authority = authorityElection
+	reported := 0
+	for _, s := range o.Peers {
+		if s.Reported {
+			reported++
+		}
+	}
+	if reported <= o.Pods/2 {
+		p.Reason = fmt.Sprintf("election waits: %d of %d pods reported their state, need more than %d", reported, o.Pods, o.Pods/2)
+		return
+	}
+	w, why := freshest(o.Peers)
+	if w < 0 {
+		p.Reason = "election blocked: " + why
+		return
+	}
+	p.Master = w
+	if w != o.Self {
+		p.ReleaseLease = o.Lease.Holder == o.Self
+		p.Reason = fmt.Sprintf("election: pod %d has the freshest data (%s); waiting for it to take the Lease", w, why)
+		return
+	}
+	p.TakeLease = true
+	p.Promote = o.Local.Role != roleMaster
+	p.PointSentinels = o.Local.Role == roleMaster && replicasAttached(o)
+	p.Label = roleMaster
+	p.Unfence = o.Local.Fenced
+	p.Reason = "election: this pod has the freshest data (" + why + ")"
+}
+
+// freshest picks the reporting pod with the freshest data (lowest ordinal on
+// ties) and checks that its history contains every other non-empty one: same
+// replid and not behind, or the other's replid is its replid2 from before a
+// failover and the other stopped before the switch. Diverged histories block
+// the election rather than silently dropping writes.
+func freshest(peers []nodeState) (int, string) {
+	best := -1
+	for i, s := range peers {
+		if s.Reported && (best < 0 || fresher(s, peers[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return -1, "no pod reported"
+	}
+	w := peers[best]
+	for i, s := range peers {
+		if i == best || !s.Reported || s.Offset == 0 {
+			continue
+		}
+		sameHistory := s.ReplID == w.ReplID && (s.Offset <= w.Offset || w.Role == roleMaster)
+		beforeSwitch := w.ReplID2 != "" && s.ReplID == w.ReplID2 && s.Offset < w.SecondOffset
+		if !sameHistory && !beforeSwitch {
+			return -1, fmt.Sprintf("pod %d (replid %s offset %d) and pod %d (replid %s offset %d) have diverged histories; pick the pod to keep and delete the other's data", best, w.ReplID, w.Offset, i, s.ReplID, s.Offset)
+		}
+	}
+	return best, fmt.Sprintf("replid %s offset %d", w.ReplID, w.Offset)
+}
+
+// fresher: a running master is the source of its replid's history, so it
+// beats every pod with the same replid whatever the offsets say — its
+// replicas' offsets, read a moment after its own, can be a ping ahead, and
+// on a tie the master must not lose to a lower ordinal. Otherwise the
+// higher offset wins.
+func fresher(a, b nodeState) bool {
+	if a.ReplID == b.ReplID && a.Role != b.Role {
+		return a.Role == roleMaster
+	}
+	return a.Offset > b.Offset
+}
+
+// fence decides whether a master keeps accepting writes. It must stop before
+// its Lease could pass to another pod: RenewDeadline < LeaseDuration.
+func fence(o sentinelObservation, p *sentinelPlan) {
+	// A reachable Sentinel majority is an authority: this pod either is its
+	// master, or is demoted, or waits mid-failover — never fenced.
+	if o.Local.Role != roleMaster || p.Master == o.Self || p.ReplicaOf >= 0 || p.Authority == authoritySentinel {
+		return
+	}
+	if o.Local.Fenced {
+		p.Unfence = false
+		return
+	}
+	if o.Now.Sub(o.LastRenew) >= o.RenewDeadline {
+		p.Fence = true
+		p.Reason += fmt.Sprintf("; fencing: master without a Sentinel majority and without a Lease renewal for %s (deadline %s)", o.Now.Sub(o.LastRenew).Round(time.Millisecond), o.RenewDeadline)
+	}
+}

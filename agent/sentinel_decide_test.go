@@ -1,0 +1,466 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// obs3 is pod `self` of three: its Redis answers with role, every Sentinel
+// unreachable, the Lease known and free, renewed just now.
+func obs3(self int, role string) sentinelObservation {
+	local := nodeState{Reported: true, Role: role, ReplID: "r1", Offset: 100}
+	o := sentinelObservation{
+		Self: self, Pods: 3, Local: local, LocalMaster: -1,
+		Sentinels:           make([]sentinelView, 3),
+		LocalSentinelMaster: -1,
+		Lease:               leaseView{Known: true, Holder: -1},
+		Peers:               make([]nodeState, 3),
+		Now:                 t0, LastRenew: t0, RenewDeadline: 10 * time.Second,
+	}
+	o.Peers[self] = local
+	return o
+}
+
+func withSentinels(o sentinelObservation, masters ...int) sentinelObservation {
+	for i, m := range masters {
+		o.Sentinels[i] = sentinelView{Reachable: m != -2, Master: max(m, -1)}
+	}
+	return o
+}
+
+func plan(master int, authority string, f func(*sentinelPlan)) sentinelPlan {
+	p := sentinelPlan{Master: master, Authority: authority, ReplicaOf: -1, MonitorLocal: -1, Label: roleReplica}
+	if f != nil {
+		f(&p)
+	}
+	return p
+}
+
+func TestDecideSentinelFollow(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		obs    sentinelObservation
+		want   sentinelPlan
+	}{
+		"MajorityNamesSelfTakesLease": {
+			reason: "the pod a Sentinel majority names master takes the Lease over from a live holder and labels itself",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(1, roleMaster), 1, 1, -2)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 1
+				return o
+			}(),
+			want: plan(1, authoritySentinel, func(p *sentinelPlan) { p.TakeLease, p.Label = true, roleMaster }),
+		},
+		"MajorityNamesSelfRenews": {
+			reason: "the holder named by a majority renews",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleMaster), 0, 0, 0)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 0
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.RenewLease, p.Label = true, roleMaster }),
+		},
+		"MajorityWithAPIDownUnfences": {
+			reason: "API server unreachable but a Sentinel majority names this master: keep serving, never fence",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleMaster), 0, 0, -2)
+				o.Lease = leaseView{}
+				o.Local.Fenced = true
+				o.LocalSentinelMaster = 0
+				o.Now = t0.Add(time.Minute)
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.TakeLease, p.Label, p.Unfence = true, roleMaster, true }),
+		},
+		"MajorityNamesOtherDemotesMaster": {
+			reason: "an old master that a Sentinel majority no longer names demotes itself and releases its Lease",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleMaster), 2, 2, -2)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 2
+				o.NamedMasterRole = roleMaster
+				return o
+			}(),
+			want: plan(2, authoritySentinel, func(p *sentinelPlan) { p.ReplicaOf, p.ReleaseLease = 2, true }),
+		},
+		"HandedOverLeaseBeatsStaleMajority": {
+			reason: "planned switchover: the old master handed this pod the Lease; the majority still names the old one, now a replica",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(1, roleMaster), 0, 0, 0)
+				o.Lease = leaseView{Known: true, Holder: 1, Live: true}
+				o.LocalSentinelMaster = 0
+				o.NamedMasterRole = roleReplica
+				return o
+			}(),
+			want: plan(1, authorityLease, func(p *sentinelPlan) { p.RenewLease, p.Label = true, roleMaster }),
+		},
+		"MidFailoverNoDemoteNoFence": {
+			reason: "just promoted by the Sentinel leader while two Sentinels still name the dead old master: neither demote nor fence",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(1, roleMaster), 0, 1, 0)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 1
+				o.LastRenew = time.Time{}
+				return o
+			}(),
+			want: plan(0, authoritySentinel, nil),
+		},
+		"MinorityDoesNotCount": {
+			reason: "one Sentinel of three naming another pod is no majority: the live Lease holder stays master",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleMaster), 2, -2, -2)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 2
+				o.LocalReplicasOnline = 2
+				return o
+			}(),
+			want: plan(0, authorityLease, func(p *sentinelPlan) { p.RenewLease, p.Label, p.PointSentinels = true, roleMaster, true }),
+		},
+		"HolderWaitsForReplicasBeforeMonitor": {
+			reason: "an election winner without replicas yet does not point the Sentinels: they would not learn the replicas for 10s",
+			obs: func() sentinelObservation {
+				o := obs3(0, roleMaster)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalMasterFor = 3 * time.Second
+				return o
+			}(),
+			want: plan(0, authorityLease, func(p *sentinelPlan) { p.RenewLease, p.Label = true, roleMaster }),
+		},
+		"SplitVoteIsNoMajority": {
+			reason: "Sentinels split between two pods: no majority, the Lease decides",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 0, 1, -1)
+				o.Lease = leaseView{Known: true, Holder: 1, Live: true}
+				o.LocalMaster = 1
+				o.LocalSentinelMaster = -1
+				return o
+			}(),
+			want: plan(1, authorityLease, func(p *sentinelPlan) { p.MonitorLocal = 1 }),
+		},
+		"FencedBootJoinsMajorityMaster": {
+			reason: "a replica booted fenced (replica of itself) joins the master the majority names; its empty Sentinel is pointed too",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 0, 0, -1)
+				o.LocalMaster = 2
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.ReplicaOf, p.MonitorLocal = 0, 0 }),
+		},
+		"ReplicaOfOtherLeftToSentinel": {
+			reason: "a replica already following some pod is Sentinel's to reconfigure, not the agent's",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 1, 0
+				return o
+			}(),
+			want: plan(0, authoritySentinel, nil),
+		},
+		"ChainedReplicaFollowsMaster": {
+			reason: "a replica left following the old master (now itself a replica) re-points at the master the majority names",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 1, 1, 1)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 1
+				o.NamedMasterRole, o.LocalMasterRole = roleMaster, roleReplica
+				return o
+			}(),
+			want: plan(1, authoritySentinel, func(p *sentinelPlan) { p.ReplicaOf = 1 }),
+		},
+		"ReplicaOfUnreachableLeftToSentinel": {
+			reason: "a replica whose master does not answer is Sentinel's (mid-failover)",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 1, 1, 1)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 1
+				o.NamedMasterRole = roleMaster
+				return o
+			}(),
+			want: plan(1, authoritySentinel, nil),
+		},
+		"RestartedMasterWithoutReportsAsksSentinel": {
+			reason: "a quick restart booted fenced while Sentinels still name this pod, no peer reported: never promote itself, let Sentinel pick",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 0
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.Failover = true }),
+		},
+		"DemotedBySwitchoverWaits": {
+			reason: "just demoted by a planned switchover, the Sentinels not yet announcing: no failover request",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 1, 0
+				return o
+			}(),
+			want: plan(0, authoritySentinel, nil),
+		},
+		"RestartedMasterBehindReplicaFailsOver": {
+			reason: "the restarted master lost its last second (AOF everysec): ask Sentinel to fail over to the fresher replica now",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 0
+				o.Peers = []nodeState{o.Local, {Reported: true, Role: roleReplica, ReplID: "r1", Offset: 120}, {}}
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.Failover = true }),
+		},
+		"RestartedMasterEqualReplicaFailsOver": {
+			reason: "a replica with everything the restarted master has: fail over rather than full-resync it",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 0
+				o.Peers = []nodeState{o.Local, {}, {Reported: true, Role: roleReplica, ReplID: "r1", Offset: 100}}
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.Failover = true }),
+		},
+		"RestartedMasterFreshestTakesBack": {
+			reason: "the restarted master still has the freshest data: take the role back, as the Sentinels say",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(0, roleReplica), 0, 0, 0)
+				o.LocalMaster, o.LocalSentinelMaster = 0, 0
+				o.Peers = []nodeState{o.Local, {Reported: true, Role: roleReplica, ReplID: "r1", Offset: 90}, {}}
+				return o
+			}(),
+			want: plan(0, authoritySentinel, func(p *sentinelPlan) { p.TakeLease, p.Promote, p.Label = true, true, roleMaster }),
+		},
+		"LeaseHolderOtherDemotesSecondMaster": {
+			reason: "no majority and another pod holds a live Lease: a second master demotes itself",
+			obs: func() sentinelObservation {
+				o := obs3(1, roleMaster)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				return o
+			}(),
+			want: plan(0, authorityLease, func(p *sentinelPlan) { p.ReplicaOf, p.MonitorLocal = 0, 0 }),
+		},
+		"RedisDownReleases": {
+			reason: "a holder whose redis-server is down releases the Lease and drops its label",
+			obs: func() sentinelObservation {
+				o := obs3(0, roleMaster)
+				o.Local = nodeState{}
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				return o
+			}(),
+			want: plan(-1, "", func(p *sentinelPlan) { p.ReleaseLease = true }),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := decideSentinel(tc.obs)
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {
+				t.Errorf("%s\ndecideSentinel(...): -want, +got:\n%s\nreason: %s", tc.reason, diff, got.Reason)
+			}
+		})
+	}
+}
+
+func TestDecideSentinelElection(t *testing.T) {
+	st := func(replid string, off int64) nodeState {
+		return nodeState{Reported: true, Role: roleReplica, ReplID: replid, Offset: off}
+	}
+	cases := map[string]struct {
+		reason string
+		self   int
+		peers  []nodeState
+		holder int
+		want   sentinelPlan
+		why    string // substring of Reason
+	}{
+		"FreshestWins": {
+			reason: "the highest offset of one history takes the Lease, promotes and points the Sentinels",
+			self:   2, peers: []nodeState{st("a", 10), st("a", 30), st("a", 50)}, holder: -1,
+			want: plan(2, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"NotFreshestWaits": {
+			reason: "a pod that is not the freshest waits for the winner",
+			self:   0, peers: []nodeState{st("a", 10), st("a", 30), st("a", 50)}, holder: -1,
+			want: plan(2, authorityElection, nil), why: "pod 2 has the freshest",
+		},
+		"StaleSelfHolderReleases": {
+			reason: "the old holder restarted as a replica and is not the freshest: it releases the Lease for the winner",
+			self:   0, peers: []nodeState{st("a", 10), st("a", 50), {}}, holder: 0,
+			want: plan(1, authorityElection, func(p *sentinelPlan) { p.ReleaseLease = true }),
+		},
+		"TieLowestOrdinal": {
+			reason: "equal offsets: the lowest ordinal wins",
+			self:   1, peers: []nodeState{{}, st("a", 50), st("a", 50)}, holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"TieHigherOrdinalWaits": {
+			reason: "equal offsets: the higher ordinal waits",
+			self:   2, peers: []nodeState{{}, st("a", 50), st("a", 50)}, holder: -1,
+			want: plan(1, authorityElection, nil),
+		},
+		"NoMajorityReported": {
+			reason: "one of three pods reported: nobody may win, not even the one that reported",
+			self:   2, peers: []nodeState{{}, {}, st("a", 50)}, holder: -1,
+			want: plan(-1, authorityElection, nil), why: "1 of 3 pods reported",
+		},
+		"ReplidMismatchBlocks": {
+			reason: "two non-empty histories that diverged: the election is blocked, no guess",
+			self:   2, peers: []nodeState{st("a", 10), st("b", 30), st("a", 50)}, holder: -1,
+			want: plan(-1, authorityElection, nil), why: "diverged",
+		},
+		"EmptyPodsDoNotBlock": {
+			reason: "a pod with an empty dataset (new PVC) neither wins nor blocks",
+			self:   1, peers: []nodeState{st("x", 0), st("a", 30), st("a", 20)}, holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"AllEmptyLowestOrdinal": {
+			reason: "a brand-new StatefulSet: all empty, pod 0 wins",
+			self:   0, peers: []nodeState{st("x", 0), st("y", 0), st("z", 0)}, holder: -1,
+			want: plan(0, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"NewHistoryContainsOld": {
+			reason: "a promoted replica's replid2 covers a pod that stopped before the switch",
+			self:   1,
+			peers: []nodeState{
+				st("old", 40),
+				{Reported: true, Role: roleReplica, ReplID: "new", ReplID2: "old", SecondOffset: 41, Offset: 45},
+				{},
+			},
+			holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"OldHistoryPastSwitchBlocks": {
+			reason: "the old master kept writing past the switch: histories diverged",
+			self:   1,
+			peers: []nodeState{
+				st("old", 44),
+				{Reported: true, Role: roleReplica, ReplID: "new", ReplID2: "old", SecondOffset: 41, Offset: 45},
+				{},
+			},
+			holder: -1,
+			want:   plan(-1, authorityElection, nil), why: "diverged",
+		},
+		"LiveMasterBeatsReplicaReadLater": {
+			reason: "a master whose Lease looked expired (API down) keeps the role although a replica's offset, read a moment later, is a ping ahead",
+			self:   1,
+			peers:  []nodeState{st("a", 8891531), {Reported: true, Role: roleMaster, ReplID: "a", Offset: 8891517}, st("a", 8891517)},
+			holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Label = true, roleMaster
+			}),
+		},
+		"ReplicaDoesNotBeatMasterOnSkew": {
+			reason: "the same seen from the replica: it waits for the master",
+			self:   0,
+			peers:  []nodeState{st("a", 8891531), {Reported: true, Role: roleMaster, ReplID: "a", Offset: 8891517, Fenced: true}, {}},
+			holder: -1,
+			want:   plan(1, authorityElection, nil),
+		},
+		"MasterAlreadyDoesNotPromoteAgain": {
+			reason: "a winner that is already master (Lease expired while the API was down) takes the Lease without REPLICAOF",
+			self:   0,
+			peers:  []nodeState{{Reported: true, Role: roleMaster, ReplID: "a", Offset: 90}, st("a", 80), {}},
+			holder: -1,
+			want: plan(0, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Label = true, roleMaster
+			}),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := obs3(tc.self, roleReplica)
+			o.Peers = tc.peers
+			o.Local = tc.peers[tc.self]
+			o.LocalMaster = tc.self // fenced boot
+			o.Lease = leaseView{Known: true, Holder: tc.holder, Live: tc.holder >= 0}
+			got := decideSentinel(o)
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {
+				t.Errorf("%s\ndecideSentinel(...): -want, +got:\n%s\nreason: %s", tc.reason, diff, got.Reason)
+			}
+			if !strings.Contains(got.Reason, tc.why) {
+				t.Errorf("%s\nreason %q does not contain %q", tc.reason, got.Reason, tc.why)
+			}
+		})
+	}
+}
+
+// TestDecideSentinelFence steps a fake clock past the renew deadline: a master
+// that has neither a Sentinel majority nor a Lease renewal fences itself at
+// exactly RenewDeadline, and stays fenced until it is master of record again.
+func TestDecideSentinelFence(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		elapsed time.Duration
+		lease   leaseView
+		fenced  bool
+		views   []int
+		want    func(*sentinelPlan)
+	}{
+		"BeforeDeadline": {
+			reason:  "API down, no majority, 9.999s since the last renewal: keep serving",
+			elapsed: 10*time.Second - time.Millisecond, views: []int{-2, -2, 0},
+			want: func(p *sentinelPlan) { p.Label = "" },
+		},
+		"AtDeadline": {
+			reason:  "API down, no majority, 10s since the last renewal: fence (Lease lasts 15s)",
+			elapsed: 10 * time.Second, views: []int{-2, -2, 0},
+			want: func(p *sentinelPlan) { p.Label, p.Fence = "", true },
+		},
+		"AlreadyFenced": {
+			reason:  "fenced stays fenced without a fresh fence call",
+			elapsed: time.Minute, fenced: true, views: []int{-2, -2, -2},
+			want: func(p *sentinelPlan) { p.Label = "" },
+		},
+		"APIDownMajorityReachable": {
+			reason:  "API down for a minute but a Sentinel majority names this master: no fence",
+			elapsed: time.Minute, views: []int{0, 0, -2},
+			want: func(p *sentinelPlan) {
+				p.Master, p.Authority, p.TakeLease, p.Label = 0, authoritySentinel, true, roleMaster
+			},
+		},
+		"RecoveredLeaseUnfences": {
+			reason:  "the API is back and this pod still holds the Lease: renew and unfence",
+			elapsed: time.Minute, fenced: true, views: []int{-2, -2, -2},
+			lease: leaseView{Known: true, Holder: 0, Live: true},
+			want: func(p *sentinelPlan) {
+				p.Master, p.Authority, p.RenewLease, p.Label, p.Unfence, p.PointSentinels = 0, authorityLease, true, roleMaster, true, true
+			},
+		},
+		"LostElectionFences": {
+			reason:  "a master whose Lease expired and that is not the election winner fences after the deadline",
+			elapsed: 11 * time.Second, views: []int{-2, -2, -2},
+			lease: leaseView{Known: true, Holder: -1},
+			want:  func(p *sentinelPlan) { p.Master, p.Authority, p.Fence = 1, authorityElection, true },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := withSentinels(obs3(0, roleMaster), tc.views...)
+			o.LocalSentinelMaster = 0
+			o.Local.Fenced = tc.fenced
+			o.LocalReplicasOnline = 1
+			o.Lease = tc.lease
+			// Pod 1 was promoted while pod 0 was cut off: its history
+			// contains pod 0's (replid2) and goes further.
+			o.Peers = []nodeState{o.Local, {Reported: true, Role: roleReplica, ReplID: "r2", ReplID2: "r1", SecondOffset: 101, Offset: 200}, {}}
+			o.LastRenew = t0
+			o.Now = t0.Add(tc.elapsed)
+			got := decideSentinel(o)
+			want := plan(-1, "", tc.want)
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {
+				t.Errorf("%s\ndecideSentinel(...): -want, +got:\n%s\nreason: %s", tc.reason, diff, got.Reason)
+			}
+		})
+	}
+}

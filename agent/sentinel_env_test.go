@@ -1,0 +1,326 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+)
+
+// sentinelEnv is a three-pod sentinel-mode StatefulSet on loopback: real
+// redis-server and redis-sentinel processes on 127.0.30.10-12 (their IPs
+// stand in for pod FQDNs), real agents, and a real kube-apiserver.
+type sentinelEnv struct {
+	t        *testing.T
+	kube     kubernetes.Interface
+	api      *testProc
+	block    int        // third octet of the pods' loopback addresses
+	mu       sync.Mutex // guards password
+	password string
+	pwFile   string
+	pods     []*envPod
+	log      zerolog.Logger
+}
+
+type envPod struct {
+	i        int
+	dir      string
+	cfg      Config
+	redis    *testProc
+	sentinel *testProc
+	mode     *sentinelMode
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+const envPods = 3
+
+// addr is pod i's loopback address in this env's block.
+func (e *sentinelEnv) addr(i int) string { return fmt.Sprintf("127.0.%d.%d", e.block, 10+i) }
+
+// freeBlock picks a 127.0.B.0/24 block (B in 30..38) whose pod addresses
+// have nothing listening, so two runs of this test (two engineers, or go
+// test ./... beside a focused run) do not collide.
+func freeBlock(t *testing.T) int {
+	for b := 30; b <= 38; b++ {
+		free := true
+		for i := 0; i < envPods && free; i++ {
+			for _, port := range []int{6379, 26379, 8080} {
+				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.%d.%d:%d", b, 10+i, port))
+				if err != nil {
+					free = false
+					break
+				}
+				ln.Close()
+			}
+		}
+		if free {
+			return b
+		}
+	}
+	t.Fatal("no free loopback block 127.0.30-38.10-12 for the test's pods")
+	return 0
+}
+
+func newSentinelEnv(t *testing.T) *sentinelEnv {
+	t.Helper()
+	for _, bin := range []string{"redis-server", "redis-sentinel"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed: %v", bin, err)
+		}
+	}
+	rc, api := startAPIServer(t)
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	e := &sentinelEnv{t: t, kube: kube, api: api, password: "test-pass-5e1f", pwFile: filepath.Join(base, "password"), block: freeBlock(t)}
+	if testing.Verbose() {
+		e.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger()
+	} else {
+		e.log = zerolog.Nop()
+	}
+	if err := os.WriteFile(e.pwFile, []byte(e.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < envPods; i++ {
+		dir := filepath.Join(base, fmt.Sprintf("redis-%d", i))
+		for _, d := range []string{"data", "conf"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := Config{
+			Identity: Identity{PodName: fmt.Sprintf("redis-%d", i), Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
+			Mode:     ModeSentinel, Replicas: envPods, RedisPort: 6379, SentinelPort: 26379, PasswordFile: e.pwFile,
+			DataDir: filepath.Join(dir, "data"), RedisConfInclude: filepath.Join(dir, "conf", "redis-ha.conf"), SentinelConf: filepath.Join(dir, "conf", "sentinel.conf"),
+			MasterName: "mymaster", DownAfter: 2 * time.Second, FailoverTimeout: 10 * time.Second,
+			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+			RoleLabel: "redis-ha-agent/role", HTTPAddr: e.addr(i) + ":8080", ResyncInterval: 10 * time.Second,
+			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second,
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		e.pods = append(e.pods, &envPod{i: i, dir: dir, cfg: cfg})
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: cfg.PodName, Namespace: "default", Labels: map[string]string{"app": "redis"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "redis", Image: "redis:7.0.15"}}},
+		}
+		if _, err := kube.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func (e *sentinelEnv) pw() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.password
+}
+
+// rotatePassword replaces the Secret file's content, as the kubelet would.
+func (e *sentinelEnv) rotatePassword(pw string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := WriteFileAtomic(e.pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.password = pw
+}
+
+func (e *sentinelEnv) peers(self int, pw func() string) sentinelPeers {
+	timeout := time.Second
+	return sentinelPeers{
+		Pods: envPods, Self: self, Addr: e.addr, Timeout: timeout,
+		Redis:    func(h string) redisNode { return newRedisNode(h, 6379, pw, timeout) },
+		Sentinel: func(h string) sentinelNode { return newSentinelNode(h, 26379, pw, timeout) },
+		Resolve:  func(context.Context, string) error { return nil },
+	}
+}
+
+// init runs the agent's init for pod i, as the initContainer would.
+func (e *sentinelEnv) init(i int) error {
+	p := e.pods[i]
+	leases := newLeaseStore(e.kube, "default", p.cfg.LeaseName, p.cfg.PodName, nil)
+	in := sentinelInit{cfg: p.cfg, log: e.log.With().Int("pod", i).Logger(), peers: e.peers(i, e.pw), password: e.pw(), leaseHolder: leases.Holder}
+	return in.run(context.Background())
+}
+
+// redisConf is the pod image's own redis.conf: loopback binds, then the
+// agent's include. extra lines come first (the seed phase has no include).
+func (e *sentinelEnv) writeRedisConf(i int, include bool, extra ...string) string {
+	p := e.pods[i]
+	lines := []string{
+		"bind " + e.addr(i), "bind-source-addr " + e.addr(i), "port 6379", "protected-mode no",
+		"dir " + p.cfg.DataDir, "save 3600 1", "repl-diskless-sync-delay 0", "appendonly no",
+	}
+	lines = append(lines, extra...)
+	if include {
+		lines = append(lines, "include "+p.cfg.RedisConfInclude)
+	}
+	path := filepath.Join(p.dir, "redis.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
+	p := e.pods[i]
+	conf := e.writeRedisConf(i, include, extra...)
+	p.redis = startProc(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
+	pw := ""
+	if include {
+		pw = e.pw()
+	}
+	c := redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", Password: pw, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	e.waitFor(10*time.Second, fmt.Sprintf("redis-server %d answers", i), func() (bool, string) {
+		err := c.Ping(context.Background()).Err()
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+func (e *sentinelEnv) startSentinel(i int) {
+	p := e.pods[i]
+	p.sentinel = startProc(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), "redis-sentinel", p.cfg.SentinelConf,
+		"--bind", e.addr(i), "--protected-mode", "no")
+	s := newSentinelNode(e.addr(i), 26379, e.pw, time.Second)
+	defer s.Close()
+	e.waitFor(10*time.Second, fmt.Sprintf("redis-sentinel %d answers", i), func() (bool, string) {
+		err := s.c.Ping(context.Background()).Err()
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// startAgent runs pod i's sidecar: the sentinel mode and the shared HTTP
+// server (peers read /status from it).
+func (e *sentinelEnv) startAgent(i int) {
+	p := e.pods[i]
+	pw, err := NewPassword(e.pwFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
+	rec, stopEvents := newRecorder(ctx, e.kube)
+	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: NewMetrics("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
+	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
+	m.peerStatus = httpPeerStatus(m.peers, "8080")
+	srv := &Server{Addr: p.cfg.HTTPAddr, Mode: m, Metrics: deps.Metrics, Log: log, ProbeTimeout: 2 * time.Second, SwitchoverTimeout: p.cfg.SwitchoverTimeout}
+	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	go func() { defer wg.Done(); _ = pw.Run(ctx, log, time.Second) }()
+	go func() { defer wg.Done(); _ = m.Run(ctx) }()
+	go func() { wg.Wait(); stopEvents(); close(p.done) }()
+	e.t.Cleanup(func() { e.stopAgent(i) })
+}
+
+func (e *sentinelEnv) stopAgent(i int) {
+	p := e.pods[i]
+	if p.stop == nil {
+		return
+	}
+	p.stop()
+	<-p.done
+	p.stop = nil
+}
+
+func (e *sentinelEnv) client(i int) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second})
+}
+
+func (e *sentinelEnv) role(i int) replInfo {
+	n := newRedisNode(e.addr(i), 6379, e.pw, 500*time.Millisecond)
+	defer n.Close()
+	r, _ := n.Replication(context.Background())
+	return r
+}
+
+func (e *sentinelEnv) labels() map[string]string {
+	list, err := e.kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
+	out := map[string]string{}
+	if err != nil {
+		return out
+	}
+	for _, p := range list.Items {
+		out[p.Name] = p.Labels["redis-ha-agent/role"]
+	}
+	return out
+}
+
+func (e *sentinelEnv) leaseHolder() string {
+	h, _ := newLeaseStore(e.kube, "default", "redis", "test", nil).Holder(context.Background())
+	return h
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (e *sentinelEnv) waitFor(d time.Duration, what string, cond func() (bool, string)) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.dumpLogs()
+			e.t.Fatalf("%s: not within %s; last state: %s", what, d, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *sentinelEnv) dumpLogs() {
+	for _, p := range e.pods {
+		for _, pr := range []*testProc{p.redis, p.sentinel} {
+			if pr != nil {
+				e.t.Logf("--- %s\n%s", pr.log, pr.tail())
+			}
+		}
+	}
+}
+
+// masterOf is the pod every check agrees is master: the only one labelled
+// master, holding the Lease, with role master; -1 while they disagree.
+func (e *sentinelEnv) masterOf() (int, string) {
+	labels := e.labels()
+	holder := e.leaseHolder()
+	m := -1
+	var state []string
+	for i := 0; i < envPods; i++ {
+		name := fmt.Sprintf("redis-%d", i)
+		r := e.role(i)
+		state = append(state, fmt.Sprintf("%s label=%q role=%q link=%t master=%s", name, labels[name], r.Role, r.LinkUp, r.MasterHost))
+		if labels[name] == roleMaster {
+			if m >= 0 {
+				return -1, "two master labels: " + strings.Join(state, "; ")
+			}
+			m = i
+		}
+	}
+	state = append(state, "lease="+holder)
+	if m < 0 || holder != fmt.Sprintf("redis-%d", m) || e.role(m).Role != roleMaster {
+		return -1, strings.Join(state, "; ")
+	}
+	return m, strings.Join(state, "; ")
+}

@@ -1,0 +1,330 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// fenceHold is how long one CLIENT PAUSE WRITE lasts; the loop re-issues it
+// every pass while fenced, so a crashed agent cannot leave writes paused
+// for longer than this (its successor re-decides on its first pass).
+const fenceHold = 5 * time.Minute
+
+// execute carries a plan out. The Lease write comes first: promotion,
+// pointing the Sentinels and the master label happen only if it succeeded,
+// so two pods can never both act as winner.
+func (m *sentinelMode) execute(ctx context.Context, o sentinelObservation, p sentinelPlan) error {
+	var errs []error
+	leaseOK := false
+	switch {
+	case p.RenewLease && m.renewedWithin(renewEvery(m.cfg)):
+		// Renewed recently enough: the Lease is ours for longer than the
+		// fence deadline is away, and a write every pass would cost the
+		// API server 30 requests a minute per master.
+		leaseOK = true
+	case p.TakeLease || p.RenewLease:
+		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+		err := m.lease.Acquire(c, m.cfg.LeaseDuration)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		leaseOK = true
+		m.mu.Lock()
+		m.lastRenew = m.deps.Clock.Now()
+		m.mu.Unlock()
+		if p.TakeLease && o.Lease.Holder != o.Self {
+			m.deps.Metrics.LeaseTransitions.Inc()
+			m.event(corev1.EventTypeNormal, "LeaseAcquired", "TakeLease", "took Lease %s: %s", m.cfg.LeaseName, p.Reason)
+		}
+	case p.ReleaseLease:
+		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+		err := m.lease.Release(c)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			m.event(corev1.EventTypeNormal, "LeaseReleased", "ReleaseLease", "released Lease %s: %s", m.cfg.LeaseName, p.Reason)
+		}
+	}
+	masterOK := p.Master == o.Self && (leaseOK || p.Authority == authoritySentinel)
+
+	// Fencing is local and comes first: no API call of this pass, however
+	// slow (a partition drops packets, it does not refuse them), may delay
+	// it past the deadline.
+	m.mu.Lock()
+	fenced := m.fenced
+	m.mu.Unlock()
+	if p.Fence || (fenced && !masterOK && p.ReplicaOf < 0) {
+		// Re-issued every pass so the pause outlives no agent.
+		if err := m.local.PauseWrites(ctx, fenceHold); err != nil {
+			errs = append(errs, err)
+		} else {
+			m.mu.Lock()
+			m.fenced = true
+			m.mu.Unlock()
+			if p.Fence {
+				m.event(corev1.EventTypeWarning, "Fenced", "Fence", "writes paused: %s", p.Reason)
+			}
+		}
+	}
+
+	// Drop the master label before anything else when this pod is not (or
+	// no longer provably) the master, so two pods never carry it at once.
+	if p.Label == roleReplica || (p.Label == roleMaster && !leaseOK) {
+		errs = append(errs, m.labelSelf(ctx, roleReplica))
+	}
+	if p.ReplicaOf >= 0 {
+		host := m.peers.Addr(p.ReplicaOf)
+		if err := m.local.ReplicaOf(ctx, host, m.cfg.RedisPort); err != nil {
+			errs = append(errs, err)
+		} else if o.Local.Role == roleMaster {
+			m.event(corev1.EventTypeWarning, "Demoted", "Demote", "demoted to replica of %s: %s", host, p.Reason)
+		} else {
+			m.event(corev1.EventTypeNormal, "Following", "ReplicaOf", "replicating from %s: %s", host, p.Reason)
+		}
+	}
+	if p.Promote && leaseOK {
+		if err := m.local.ReplicaOf(ctx, "", 0); err != nil {
+			errs = append(errs, err)
+			masterOK = false
+		} else {
+			m.event(corev1.EventTypeNormal, "Promoted", "Promote", "promoted to master: %s", p.Reason)
+		}
+	}
+	m.mu.Lock()
+	needUnpause := !m.unpausedOnce
+	m.mu.Unlock()
+	if (p.Unfence || needUnpause) && (masterOK || p.ReplicaOf >= 0) {
+		if err := m.local.Unpause(ctx); err != nil {
+			errs = append(errs, err)
+		} else {
+			m.mu.Lock()
+			was := m.fenced
+			m.fenced, m.unpausedOnce = false, true
+			m.mu.Unlock()
+			if was {
+				m.event(corev1.EventTypeNormal, "Unfenced", "Unfence", "writes accepted again: %s", p.Reason)
+			}
+		}
+	}
+	if p.Failover {
+		errs = append(errs, m.askFailover(ctx, p))
+	}
+	if p.PointSentinels && leaseOK {
+		errs = append(errs, m.pointSentinels(ctx, o))
+	}
+	if p.MonitorLocal >= 0 {
+		errs = append(errs, m.monitor(ctx, m.peers.Self, p.MonitorLocal))
+	}
+	if p.Label == roleMaster && leaseOK && masterOK {
+		errs = append(errs, m.labelMaster(ctx))
+	}
+	m.record(o, p, masterOK)
+	return errors.Join(errs...)
+}
+
+// askFailover asks the local Sentinel to fail over, at most every 5s (one
+// failover takes Sentinel a second or two; it answers INPROG meanwhile).
+func (m *sentinelMode) askFailover(ctx context.Context, p sentinelPlan) error {
+	m.mu.Lock()
+	now := m.deps.Clock.Now()
+	recent := now.Sub(m.lastFailoverAsk) < 5*time.Second
+	if !recent {
+		m.lastFailoverAsk = now
+	}
+	m.mu.Unlock()
+	if recent {
+		return nil
+	}
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+	defer cancel()
+	if err := m.sentinels[m.peers.Self].Failover(c, m.cfg.MasterName); err != nil && !strings.Contains(err.Error(), "INPROG") {
+		return err
+	}
+	m.event(corev1.EventTypeNormal, "FailoverRequested", "Failover", "SENTINEL FAILOVER: %s", p.Reason)
+	return nil
+}
+
+// pointSentinels makes every Sentinel that monitors nothing monitor this pod:
+// the election winner's duty after a cold start.
+func (m *sentinelMode) pointSentinels(ctx context.Context, o sentinelObservation) error {
+	var errs []error
+	n := 0
+	for i, v := range o.Sentinels {
+		if !v.Reachable || v.named {
+			continue
+		}
+		if err := m.monitor(ctx, i, o.Self); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		m.event(corev1.EventTypeNormal, "SentinelsPointed", "Monitor", "%d Sentinel(s) now monitor this pod as %s", n, m.cfg.MasterName)
+	}
+	return errors.Join(errs...)
+}
+
+func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error {
+	c, cancel := context.WithTimeout(ctx, 3*m.peers.Timeout)
+	defer cancel()
+	return m.sentinels[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
+		Quorum: quorumOf(m.cfg, m.peers.Pods), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
+		ParallelSyncs: 1, AuthPass: m.deps.Password.Get(),
+	})
+}
+
+// labelSelf writes this pod's role label when it differs from the last one
+// written.
+func (m *sentinelMode) labelSelf(ctx context.Context, value string) error {
+	m.mu.Lock()
+	same := m.label == value
+	m.mu.Unlock()
+	if same {
+		return nil
+	}
+	c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+	defer cancel()
+	if err := m.setLabel(c, m.cfg.PodName, value); err != nil {
+		m.mu.Lock()
+		m.label = ""
+		m.mu.Unlock()
+		return err
+	}
+	m.mu.Lock()
+	m.label = value
+	m.mu.Unlock()
+	return nil
+}
+
+// labelMaster runs while this pod holds the Lease: any other pod of the
+// StatefulSet still labelled master (an old master cut off from the API
+// server cannot drop its own label) is relabelled first, then this one.
+func (m *sentinelMode) labelMaster(ctx context.Context) error {
+	m.mu.Lock()
+	already := m.label == roleMaster
+	m.mu.Unlock()
+	if already {
+		return nil
+	}
+	c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+	defer cancel()
+	others, err := m.listMasters(c)
+	if err != nil {
+		return err
+	}
+	for _, pod := range others {
+		if pod == m.cfg.PodName {
+			continue
+		}
+		if err := m.setLabel(c, pod, roleReplica); err != nil {
+			return fmt.Errorf("relabel old master %s before labelling this pod: %w", pod, err)
+		}
+	}
+	return m.labelSelf(ctx, roleMaster)
+}
+
+// record publishes the pass's outcome to /status and the metrics.
+func (m *sentinelMode) record(o sentinelObservation, p sentinelPlan, masterOK bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prev := m.status.MasterOfRecord
+	m.status.MasterOfRecord = ""
+	if p.Master >= 0 && (p.Master != o.Self || masterOK) {
+		m.status.MasterOfRecord = m.cfg.PodNameOf(p.Master)
+	}
+	m.status.Authority, m.status.LastDecision = p.Authority, p.Reason
+	if prev != "" && m.status.MasterOfRecord != "" && prev != m.status.MasterOfRecord && p.Authority == authoritySentinel {
+		m.deps.Metrics.Failovers.Inc()
+		if m.status.MasterOfRecord == m.cfg.PodName {
+			m.failoverLost, m.failoverPending = m.link.lostAt(), true
+			m.link = linkWatch{}
+		}
+	}
+	if m.failoverPending && m.label == roleMaster {
+		m.failoverPending = false
+		if d, ok := failoverDuration(m.failoverLost, m.deps.Clock.Now()); ok {
+			m.deps.Metrics.LastFailoverDuration.Set(d.Seconds())
+			m.log.Info().Dur("duration", d).Str("previous", prev).Msg("Sentinel failover made this pod master; labelled")
+		} else {
+			m.log.Info().Str("previous", prev).Msg("Sentinel failover made this pod master; no pass saw the old master's link, so its duration is not measured")
+		}
+	}
+	mt := m.deps.Metrics
+	role := o.Local.Role
+	switch {
+	case m.fenced:
+		role = "fenced"
+	case role == "":
+		role = "unknown"
+	}
+	mt.SetRole(role)
+	mt.Fenced.Set(b2f(m.fenced))
+	mt.MasterOfRecord.Set(b2f(m.status.MasterOfRecord == m.cfg.PodName))
+	mt.LeaseHolder.Set(b2f(o.Lease.Holder == o.Self && o.Lease.Known || (p.TakeLease || p.RenewLease) && masterOK))
+	if prev != m.status.MasterOfRecord {
+		m.log.Info().Str("master_of_record", m.status.MasterOfRecord).Str("previous", prev).Str("authority", p.Authority).Str("reason", p.Reason).Msg("master of record changed")
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (m *sentinelMode) event(typ, reason, action, note string, args ...any) {
+	m.log.Info().Str("event", reason).Msg(fmt.Sprintf(note, args...))
+	if m.deps.Events != nil {
+		m.deps.Events.Eventf(m.ref, nil, typ, reason, action, note, args...)
+	}
+}
+
+// applyPassword pushes a rotated password into the local redis-server
+// (masterauth, requirepass) and Sentinel (auth-pass, sentinel-pass, its own
+// requirepass). The agent's own clients read the password at each new
+// connection. Every pod applies the change when its kubelet updates the
+// Secret volume, so for that spread (up to a minute) pods on the old and the
+// new password cannot authenticate to each other; replication and Sentinel
+// retry and recover once all pods have it.
+func (m *sentinelMode) applyPassword(ctx context.Context) {
+	pw := m.deps.Password.Get()
+	c, cancel := context.WithTimeout(ctx, 3*m.peers.Timeout)
+	defer cancel()
+	var errs []error
+	errs = append(errs, m.local.ConfigSet(c, "masterauth", pw), m.local.ConfigSet(c, "requirepass", pw))
+	errs = append(errs, m.sentinels[m.peers.Self].ApplyPassword(c, m.cfg.MasterName, pw))
+	// A redis-server container restart reads the include again (init does
+	// not run): it must carry the new password too.
+	errs = append(errs, rewriteIncludeAuth(m.cfg.RedisConfInclude, pw))
+	if err := errors.Join(errs...); err != nil {
+		m.log.Error().Err(err).Msg("applying the rotated password failed; the next change or a restart retries")
+		return
+	}
+	m.event(corev1.EventTypeNormal, "PasswordApplied", "ConfigSet", "rotated password applied to redis-server and Sentinel")
+}
+
+// renewEvery is how often a master writes its Lease: a third of the
+// duration (as the kubelet renews its node Lease) but at most half the
+// renew deadline, never more often than --retry-period. Failed renewals
+// are retried every pass (--retry-period), so a master has at least half
+// of RenewDeadline to get one through before it fences.
+func renewEvery(cfg Config) time.Duration {
+	return max(cfg.RetryPeriod, min(cfg.LeaseDuration/3, cfg.RenewDeadline/2))
+}
+
+// renewedWithin: this agent's last successful Lease write is younger than d.
+func (m *sentinelMode) renewedWithin(d time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.lastRenew.IsZero() && m.deps.Clock.Since(m.lastRenew) < d
+}

@@ -1,0 +1,630 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestSentinelModeLifecycle drives one three-pod StatefulSet through a cold
+// start with the newest data on pod 2, an unplanned failover (SIGKILL of the
+// master) and a planned switchover under a writer, checking the roles, the
+// Lease and the labels after each, and that no acknowledged write is lost.
+func TestSentinelModeLifecycle(t *testing.T) {
+	e := newSentinelEnv(t)
+	ctx := context.Background()
+
+	// Seed: pod 0 master, 1 and 2 replicas; stop them so that pod 2 saved
+	// the highest offset, pod 1 a lower one, pod 0 (SIGKILLed) an older RDB.
+	for i := 0; i < envPods; i++ {
+		extra := []string{}
+		if i > 0 {
+			extra = append(extra, "replicaof "+e.addr(0)+" 6379")
+		}
+		e.startRedis(i, false, extra...)
+	}
+	seed := redis.NewClient(&redis.Options{Addr: e.addr(0) + ":6379", Protocol: 2, DisableIdentity: true})
+	defer seed.Close()
+	e.waitFor(10*time.Second, "seed replicas online", func() (bool, string) {
+		info, _ := seed.Info(ctx, "replication").Result()
+		return strings.Count(info, "state=online") == 2, info
+	})
+	write := func(from, to int) {
+		for k := from; k < to; k++ {
+			if err := seed.Set(ctx, fmt.Sprintf("seed:%d", k), k, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := seed.Do(ctx, "WAIT", 2, 2000).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 100)
+	if err := seed.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	write(100, 200)
+	e.pods[1].redis.stop(syscall.SIGTERM, 10*time.Second) // saves at shutdown
+	write(200, 300)
+	e.pods[2].redis.stop(syscall.SIGTERM, 10*time.Second)
+	e.pods[0].redis.stop(syscall.SIGKILL, time.Second)
+
+	t.Run("InitBootsFencedAndIsIdempotent", func(t *testing.T) {
+		for i := 0; i < envPods; i++ {
+			if err := e.init(i); err != nil {
+				t.Fatalf("init pod %d: %v", i, err)
+			}
+			inc1, _ := os.ReadFile(e.pods[i].cfg.RedisConfInclude)
+			sen1, _ := os.ReadFile(e.pods[i].cfg.SentinelConf)
+			if err := e.init(i); err != nil {
+				t.Fatalf("init pod %d a second time: %v", i, err)
+			}
+			inc2, _ := os.ReadFile(e.pods[i].cfg.RedisConfInclude)
+			sen2, _ := os.ReadFile(e.pods[i].cfg.SentinelConf)
+			if !bytes.Equal(inc1, inc2) || !bytes.Equal(sen1, sen2) {
+				t.Errorf("init pod %d is not idempotent:\n%s\n---\n%s", i, inc1, inc2)
+			}
+			if want := fmt.Sprintf("replicaof %s 6379", e.addr(i)); !strings.Contains(string(inc1), want) {
+				t.Errorf("pod %d include: want fenced boot %q, got:\n%s", i, want, inc1)
+			}
+			if strings.Contains(string(sen1), "sentinel monitor") {
+				t.Errorf("pod %d sentinel.conf monitors a master although none is known:\n%s", i, sen1)
+			}
+			if st, _ := os.Stat(e.pods[i].cfg.RedisConfInclude); st.Mode().Perm() != 0o600 {
+				t.Errorf("pod %d include mode %v, want 0600 (it holds the password)", i, st.Mode().Perm())
+			}
+		}
+	})
+
+	for i := 0; i < envPods; i++ {
+		e.startRedis(i, true)
+		if r := e.role(i); r.Role != roleReplica || r.MasterHost != e.addr(i) {
+			t.Fatalf("pod %d booted as %+v, want a fenced replica of itself", i, r)
+		}
+		if err := e.client(i).Set(ctx, "x", 1, 0).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
+			t.Fatalf("fenced pod %d accepted a write: %v", i, err)
+		}
+		e.startSentinel(i)
+	}
+	for i := 0; i < envPods; i++ {
+		e.startAgent(i)
+	}
+
+	t.Run("ColdElectionPicksFreshest", func(t *testing.T) {
+		start := time.Now()
+		e.waitFor(40*time.Second, "pod 2 (freshest) elected, labelled, holding the Lease", func() (bool, string) {
+			m, s := e.masterOf()
+			return m == 2, s
+		})
+		t.Logf("cold election took %s", time.Since(start).Round(time.Millisecond))
+		e.waitFor(20*time.Second, "replicas follow pod 2 and every Sentinel names it", func() (bool, string) {
+			var state []string
+			ok := true
+			for i := 0; i < 2; i++ {
+				r := e.role(i)
+				ok = ok && r.Role == roleReplica && r.MasterHost == e.addr(2) && r.LinkUp
+				state = append(state, fmt.Sprintf("pod %d %+v", i, r))
+			}
+			for i := 0; i < envPods; i++ {
+				h, _, named, err := e.pods[i].mode.sentinels[i].MasterAddr(ctx, "mymaster")
+				ok = ok && named && h == e.addr(2)
+				state = append(state, fmt.Sprintf("sentinel %d names %q %v", i, h, err))
+			}
+			return ok, strings.Join(state, "; ")
+		})
+		// Sentinels find each other and the replicas through the master
+		// (hello messages, INFO every 10s); only then can they fail over.
+		e.waitFor(30*time.Second, "every Sentinel knows 2 replicas and 2 other Sentinels", func() (bool, string) {
+			ok := true
+			var state []string
+			for i := 0; i < envPods; i++ {
+				m, err := e.pods[i].mode.sentinels[i].(*goSentinelNode).c.Master(ctx, "mymaster").Result()
+				ok = ok && err == nil && m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
+				state = append(state, fmt.Sprintf("sentinel %d: slaves=%s sentinels=%s %v", i, m["num-slaves"], m["num-other-sentinels"], err))
+			}
+			return ok, strings.Join(state, "; ")
+		})
+		t.Logf("Sentinels settled %s after the agents started", time.Since(start).Round(time.Millisecond))
+		for i := 0; i < envPods; i++ {
+			n, err := e.client(i).DBSize(ctx).Result()
+			if err != nil || n != 300 {
+				t.Errorf("pod %d has %d keys (%v), want the 300 of the freshest history", i, n, err)
+			}
+		}
+	})
+
+	t.Run("SIGKILLMasterFailsOver", func(t *testing.T) {
+		old, _ := e.masterOf()
+		if old < 0 {
+			t.Fatal("no agreed master before the failover")
+		}
+		sampler := newLabelSampler(e)
+		w := startWriter(t, e)
+		time.Sleep(500 * time.Millisecond) // writes before the kill, so there is a gap to measure
+		switched := subscribeSwitch(e, (old+1)%envPods)
+		killed := time.Now()
+		e.pods[old].redis.stop(syscall.SIGKILL, time.Second)
+		var newMaster int
+		e.waitFor(30*time.Second, "a new master agreed by role, Lease and label", func() (bool, string) {
+			m, s := e.masterOf()
+			newMaster = m
+			return m >= 0 && m != old, s
+		})
+		labelled := time.Now()
+		res := w.stop()
+		violations := sampler.stop()
+		sw := switched()
+		t.Logf("SIGKILL failover: write gap %s; +switch-master %s after the kill; label moved %s after +switch-master; %d label samples, %d with two masters",
+			res.maxGap.Round(time.Millisecond), sw.Sub(killed).Round(time.Millisecond), labelled.Sub(sw).Round(time.Millisecond), sampler.samples, violations)
+		if violations > 0 {
+			t.Errorf("%d label samples showed two pods labelled master", violations)
+		}
+		if !sw.IsZero() && labelled.Sub(sw) > 3*time.Second {
+			t.Errorf("label moved %s after +switch-master, want about a second", labelled.Sub(sw))
+		}
+		checkWrites(t, e, newMaster, res, true)
+
+		// The old pod's redis-server restarts in place (a container restart,
+		// no init): it boots fenced from its include and its agent joins it
+		// to the new master.
+		e.startRedis(old, true)
+		e.waitFor(30*time.Second, "the restarted old master replicates from the new one", func() (bool, string) {
+			r := e.role(old)
+			return r.Role == roleReplica && r.MasterHost == e.addr(newMaster) && r.LinkUp, fmt.Sprintf("%+v", r)
+		})
+	})
+
+	t.Run("PreStopSwitchover", func(t *testing.T) {
+		old, s := e.masterOf()
+		if old < 0 {
+			t.Fatalf("no agreed master before the switchover: %s", s)
+		}
+		e.waitFor(30*time.Second, "both replicas online", func() (bool, string) {
+			r := e.role(old)
+			n := 0
+			for _, rep := range r.Replicas {
+				if rep.State == "online" {
+					n++
+				}
+			}
+			return n == 2, fmt.Sprintf("%+v", r.Replicas)
+		})
+		sampler := newLabelSampler(e)
+		w := startWriter(t, e)
+		time.Sleep(time.Second)
+		pctx, cancel := context.WithTimeout(ctx, e.pods[old].cfg.SwitchoverTimeout)
+		start := time.Now()
+		err := e.pods[old].mode.PreStop(pctx)
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("preStop on master pod %d: %v", old, err)
+		}
+		var newMaster int
+		e.waitFor(20*time.Second, "the new master agreed by role, Lease and label", func() (bool, string) {
+			m, s := e.masterOf()
+			newMaster = m
+			return m >= 0 && m != old, s
+		})
+		labelled := time.Since(start)
+		time.Sleep(500 * time.Millisecond)
+		res := w.stop()
+		violations := sampler.stop()
+		t.Logf("preStop switchover: preStop took %s; labels agreed %s after it started; write gap %s; %d writes answered OK, %d acknowledged by WAIT 1; %d label samples, %d with two masters",
+			took.Round(time.Millisecond), labelled.Round(time.Millisecond), res.maxGap.Round(time.Millisecond), len(res.ok), len(res.acked), sampler.samples, violations)
+		if r := e.role(old); r.Role != roleReplica {
+			t.Errorf("old master after preStop: %+v, want a replica", r)
+		}
+		if res.maxGap > time.Second {
+			t.Errorf("write gap %s, want under 1s", res.maxGap)
+		}
+		if violations > 0 {
+			t.Errorf("%d label samples showed two pods labelled master", violations)
+		}
+		checkWrites(t, e, newMaster, res, false)
+	})
+
+	runSentinelFaults(t, e)
+}
+
+// otherThan returns a pod that is not m.
+func otherThan(m int) int { return (m + 1) % envPods }
+
+// runTestSentinelRestarts continues the lifecycle: a replica pod restarts
+// (init runs again and must join the current master), the password rotates,
+// the API server stops, and the master is cut off from everything.
+func runSentinelFaults(t *testing.T, e *sentinelEnv) {
+	ctx := context.Background()
+
+	t.Run("PodRestartRunsInit", func(t *testing.T) {
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		r := otherThan(m)
+		e.stopAgent(r)
+		e.pods[r].sentinel.stop(syscall.SIGTERM, 10*time.Second)
+		e.pods[r].redis.stop(syscall.SIGTERM, 10*time.Second)
+
+		// A wrong password file: the peers refuse it, init fails naming
+		// the file, and neither config file is touched.
+		incBefore, _ := os.ReadFile(e.pods[r].cfg.RedisConfInclude)
+		senBefore, _ := os.ReadFile(e.pods[r].cfg.SentinelConf)
+		wrong := func() string { return "not-the-password" }
+		leases := newLeaseStore(e.kube, "default", e.pods[r].cfg.LeaseName, e.pods[r].cfg.PodName, nil)
+		bad := sentinelInit{cfg: e.pods[r].cfg, log: e.log.With().Int("pod", r).Logger(), peers: e.peers(r, wrong), password: wrong(), leaseHolder: leases.Holder}
+		err := bad.run(ctx)
+		if err == nil || !strings.Contains(err.Error(), "refused the password") || !strings.Contains(err.Error(), e.pwFile) || strings.Contains(err.Error(), wrong()) {
+			t.Errorf("init of pod %d with a wrong password: err %v; want a refusal naming %s and not the password itself", r, err, e.pwFile)
+		} else {
+			t.Logf("init with a wrong password: %v", err)
+		}
+		incAfter, _ := os.ReadFile(e.pods[r].cfg.RedisConfInclude)
+		senAfter, _ := os.ReadFile(e.pods[r].cfg.SentinelConf)
+		if !bytes.Equal(incBefore, incAfter) || !bytes.Equal(senBefore, senAfter) {
+			t.Errorf("init with a wrong password changed pod %d's files", r)
+		}
+
+		if err := e.init(r); err != nil {
+			t.Fatalf("init of restarted pod %d: %v", r, err)
+		}
+		inc, _ := os.ReadFile(e.pods[r].cfg.RedisConfInclude)
+		sen, _ := os.ReadFile(e.pods[r].cfg.SentinelConf)
+		if want := "replicaof " + e.addr(m) + " 6379"; !strings.Contains(string(inc), want) {
+			t.Errorf("include of restarted pod %d: want %q (the Sentinel majority's master), got:\n%s", r, want, inc)
+		}
+		if want := "sentinel monitor mymaster " + e.addr(m) + " 6379 2"; !strings.Contains(string(sen), want) {
+			t.Errorf("sentinel.conf of restarted pod %d: want %q, got:\n%s", r, want, sen)
+		}
+		if n := strings.Count(string(sen), "known-sentinel"); n != 2 {
+			t.Errorf("sentinel.conf of restarted pod %d keeps %d known-sentinel lines, want its 2 peers:\n%s", r, n, sen)
+		}
+		e.startRedis(r, true)
+		e.startSentinel(r)
+		e.startAgent(r)
+		e.waitFor(20*time.Second, "the restarted pod replicates from the master and its Sentinel names it", func() (bool, string) {
+			rr := e.role(r)
+			h, _, _, err := e.pods[r].mode.sentinels[r].MasterAddr(ctx, "mymaster")
+			return rr.Role == roleReplica && rr.MasterHost == e.addr(m) && rr.LinkUp && h == e.addr(m), fmt.Sprintf("%+v sentinel=%s %v", rr, h, err)
+		})
+		if got, _ := e.masterOf(); got != m {
+			t.Errorf("master after a replica's restart: %d, want %d", got, m)
+		}
+	})
+
+	t.Run("PasswordRotation", func(t *testing.T) {
+		m, _ := e.masterOf()
+		e.rotatePassword("rotated-pass-77aa")
+		e.waitFor(30*time.Second, "every redis-server and Sentinel on the new password, replicas linked, Sentinels connected", func() (bool, string) {
+			var state []string
+			ok := true
+			for i := 0; i < envPods; i++ {
+				c := e.client(i)
+				err := c.Ping(ctx).Err()
+				c.Close()
+				r := e.role(i)
+				s := newSentinelNode(e.addr(i), 26379, e.pw, time.Second)
+				mm, serr := s.c.Master(ctx, "mymaster").Result()
+				s.Close()
+				ok = ok && err == nil && serr == nil && mm["flags"] == "master" && (i == m || r.LinkUp)
+				state = append(state, fmt.Sprintf("pod %d ping=%v link=%t sentinel flags=%q %v", i, err, r.LinkUp, mm["flags"], serr))
+			}
+			return ok, strings.Join(state, "; ")
+		})
+		c := e.client(m)
+		defer c.Close()
+		if err := c.Set(ctx, "after-rotation", 1, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Do(ctx, "WAIT", 2, 2000).Int(); err != nil || n != 2 {
+			t.Errorf("WAIT 2 after the rotation: %d, %v; want both replicas", n, err)
+		}
+	})
+
+	t.Run("MasterRedisRestartsWithinDownAfter", func(t *testing.T) {
+		// A container restart: redis-server is killed and back before
+		// Sentinel's down-after, booting fenced from its include. The agent
+		// asks Sentinel to fail over to the replica that has the data,
+		// instead of Sentinel waiting ~25s on a "master" reporting replica.
+		old, s := e.masterOf()
+		if old < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		w := startWriter(t, e)
+		time.Sleep(500 * time.Millisecond)
+		killed := time.Now()
+		e.pods[old].redis.stop(syscall.SIGKILL, time.Second)
+		e.startRedis(old, true)
+		var newMaster int
+		e.waitFor(20*time.Second, "a replica takes over from the restarted master", func() (bool, string) {
+			m, s := e.masterOf()
+			newMaster = m
+			return m >= 0 && m != old, s
+		})
+		took := time.Since(killed)
+		e.waitFor(20*time.Second, "the restarted pod replicates from the new master", func() (bool, string) {
+			r := e.role(old)
+			return r.Role == roleReplica && r.MasterHost == e.addr(newMaster) && r.LinkUp, fmt.Sprintf("%+v", r)
+		})
+		res := w.stop()
+		t.Logf("quick restart of master redis-server: new master %d agreed %s after the kill; write gap %s", newMaster, took.Round(time.Millisecond), res.maxGap.Round(time.Millisecond))
+		checkWrites(t, e, newMaster, res, true)
+	})
+
+	t.Run("APIServerDownMasterKeepsServing", func(t *testing.T) {
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		w := startWriter(t, e)
+		e.waitFor(5*time.Second, "writer running", func() (bool, string) { return true, "" })
+		time.Sleep(300 * time.Millisecond)
+		e.api.signal(t, syscall.SIGSTOP)
+		stopped := true
+		defer func() {
+			if stopped {
+				e.api.signal(t, syscall.SIGCONT)
+			}
+		}()
+		// Observe for longer than the renew deadline: with a Sentinel
+		// majority reachable the master must not fence.
+		time.Sleep(e.pods[m].cfg.RenewDeadline + 3*time.Second)
+		res := w.stop()
+		e.api.signal(t, syscall.SIGCONT)
+		stopped = false
+		e.pods[m].mode.mu.Lock()
+		fenced := e.pods[m].mode.fenced
+		e.pods[m].mode.mu.Unlock()
+		t.Logf("API server stopped %s: master fenced=%t, longest write gap %s over %d writes", e.pods[m].cfg.RenewDeadline+3*time.Second, fenced, res.maxGap.Round(time.Millisecond), len(res.ok))
+		if fenced || res.maxGap > time.Second {
+			t.Errorf("master with a Sentinel majority fenced=%t, write gap %s while the API server was down; want no fence, no gap", fenced, res.maxGap)
+		}
+		if err := e.pods[m].mode.Ready(ctx); err != nil {
+			t.Errorf("master not ready while the API server was down: %v", err)
+		}
+	})
+
+	t.Run("IsolatedMasterFencesAndRecovers", func(t *testing.T) {
+		var m int
+		e.waitFor(20*time.Second, "an agreed master after the API server returned", func() (bool, string) {
+			var s string
+			m, s = e.masterOf()
+			return m >= 0, s
+		})
+		var frozen []*testProc
+		for i := 0; i < envPods; i++ {
+			if i != m {
+				frozen = append(frozen, e.pods[i].sentinel)
+			}
+		}
+		frozen = append(frozen, e.api)
+		for _, p := range frozen {
+			p.signal(t, syscall.SIGSTOP)
+		}
+		thawed := false
+		thaw := func() {
+			if !thawed {
+				for _, p := range frozen {
+					p.signal(t, syscall.SIGCONT)
+				}
+				thawed = true
+			}
+		}
+		defer thaw()
+		isolated := time.Now()
+		mode := e.pods[m].mode
+		e.waitFor(mode.cfg.RenewDeadline+10*time.Second, "the isolated master fences itself", func() (bool, string) {
+			mode.mu.Lock()
+			defer mode.mu.Unlock()
+			return mode.fenced, mode.status.LastDecision
+		})
+		fencedAfter := time.Since(isolated)
+		c := redis.NewClient(&redis.Options{Addr: e.addr(m) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 300 * time.Millisecond})
+		defer c.Close()
+		if err := c.Set(ctx, "while-fenced", 1, 0).Err(); err == nil {
+			t.Errorf("fenced master accepted a write")
+		}
+		if err := mode.Ready(ctx); err == nil {
+			t.Errorf("fenced master reports ready")
+		}
+		lease := e.pods[m].cfg.LeaseDuration
+		t.Logf("isolated master fenced %s after isolation (renew deadline %s, Lease %s)", fencedAfter.Round(time.Millisecond), mode.cfg.RenewDeadline, lease)
+		if fencedAfter >= lease {
+			t.Errorf("fenced after %s, not before the Lease (%s) could pass to another pod", fencedAfter, lease)
+		}
+		thaw()
+		e.waitFor(20*time.Second, "the master unfences once Sentinels and the API server are back", func() (bool, string) {
+			mode.mu.Lock()
+			fenced := mode.fenced
+			mode.mu.Unlock()
+			err := c.Set(ctx, "after-fence", 1, 0).Err()
+			return !fenced && err == nil, fmt.Sprintf("fenced=%t set=%v", fenced, err)
+		})
+		if got, s := e.masterOf(); got != m {
+			t.Errorf("after recovery the master is %d, want %d still: %s", got, m, s)
+		}
+	})
+}
+
+// checkWrites reads every write from the new master: none acknowledged by a
+// replica may be missing; unless ackedOnly, none answered OK either.
+func checkWrites(t *testing.T, e *sentinelEnv, master int, res writerResult, ackedOnly bool) {
+	t.Helper()
+	c := e.client(master)
+	defer c.Close()
+	lost := func(keys []string) []string {
+		var missing []string
+		for _, k := range keys {
+			if err := c.Get(context.Background(), k).Err(); err != nil {
+				missing = append(missing, k)
+			}
+		}
+		return missing
+	}
+	if m := lost(res.acked); len(m) > 0 {
+		t.Errorf("%d of %d writes acknowledged by WAIT 1 are lost: %v", len(m), len(res.acked), m[:min(len(m), 10)])
+	}
+	if !ackedOnly {
+		if m := lost(res.ok); len(m) > 0 {
+			t.Errorf("%d of %d writes answered OK are lost: %v", len(m), len(res.ok), m[:min(len(m), 10)])
+		}
+	}
+}
+
+type writerResult struct {
+	ok, acked []string
+	maxGap    time.Duration
+}
+
+type writer struct {
+	stopc chan struct{}
+	done  chan writerResult
+}
+
+// startWriter writes continuously to the pod labelled master (as a client
+// of the <sts>-master Service would), counting a write as acknowledged when
+// WAIT 1 confirms a replica has it. The write gap is the longest time
+// between two successful writes.
+func startWriter(t *testing.T, e *sentinelEnv) *writer {
+	w := &writer{stopc: make(chan struct{}), done: make(chan writerResult, 1)}
+	go func() {
+		var res writerResult
+		var c *redis.Client
+		target := -1
+		last := time.Time{}
+		defer func() {
+			if c != nil {
+				c.Close()
+			}
+			w.done <- res
+		}()
+		for n := 0; ; n++ {
+			select {
+			case <-w.stopc:
+				return
+			default:
+			}
+			if c == nil {
+				labels := e.labels()
+				target = -1
+				for i := 0; i < envPods; i++ {
+					if labels[fmt.Sprintf("redis-%d", i)] == roleMaster {
+						target = i
+					}
+				}
+				if target < 0 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				c = e.client(target)
+			}
+			key := fmt.Sprintf("w:%d", n)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := c.Set(ctx, key, n, 0).Err()
+			if err == nil {
+				res.ok = append(res.ok, key)
+				now := time.Now()
+				if !last.IsZero() && now.Sub(last) > res.maxGap {
+					res.maxGap = now.Sub(last)
+				}
+				last = now
+				if acks, err := c.Do(ctx, "WAIT", 1, 200).Int(); err == nil && acks >= 1 {
+					res.acked = append(res.acked, key)
+				}
+			} else {
+				var re redis.Error
+				if !errors.As(err, &re) || strings.HasPrefix(err.Error(), "READONLY") {
+					c.Close()
+					c = nil
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}
+	}()
+	return w
+}
+
+func (w *writer) stop() writerResult {
+	close(w.stopc)
+	return <-w.done
+}
+
+// labelSampler lists the pods every 20ms and counts samples in which two
+// pods carry the master label.
+type labelSampler struct {
+	stopc      chan struct{}
+	wg         sync.WaitGroup
+	samples    int
+	violations int
+}
+
+func newLabelSampler(e *sentinelEnv) *labelSampler {
+	s := &labelSampler{stopc: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var masters []string
+			for name, v := range e.labels() {
+				if v == roleMaster {
+					masters = append(masters, name)
+				}
+			}
+			s.samples++
+			if len(masters) > 1 {
+				slices.Sort(masters)
+				s.violations++
+			}
+		}
+	}()
+	return s
+}
+
+func (s *labelSampler) stop() int {
+	close(s.stopc)
+	s.wg.Wait()
+	return s.violations
+}
+
+// subscribeSwitch records when Sentinel i first publishes +switch-master.
+func subscribeSwitch(e *sentinelEnv, i int) func() time.Time {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := newSentinelNode(e.addr(i), 26379, e.pw, time.Second)
+	ps := s.c.Subscribe(ctx, "+switch-master")
+	if _, err := ps.Receive(ctx); err != nil { // subscription confirmed
+		e.t.Fatalf("subscribe to +switch-master on Sentinel %d: %v", i, err)
+	}
+	var mu sync.Mutex
+	var at time.Time
+	go func() {
+		for range ps.Channel() {
+			mu.Lock()
+			if at.IsZero() {
+				at = time.Now()
+			}
+			mu.Unlock()
+		}
+	}()
+	e.t.Cleanup(func() { cancel(); ps.Close(); s.Close() })
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return at
+	}
+}

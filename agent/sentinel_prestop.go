@@ -1,0 +1,311 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// switchoverPoll is how often the switchover checks offsets and roles: the
+// write gap is paused time, so it is polled tightly.
+const switchoverPoll = 5 * time.Millisecond
+
+// PreStop hands the master role over before the pod stops. Measured with
+// redis-sentinel 7.0.15: plain SENTINEL FAILOVER loses writes acknowledged
+// by replicas, and pause-then-failover leaves an ~11 s write gap because
+// Sentinel demotes the old master late. So: pause writes, wait until every
+// online replica has the master's offset (nothing answered OK can be lost),
+// SENTINEL FAILOVER, and the moment a replica reports master, demote this
+// one and drop its clients so paused writes fail with an error instead of
+// being applied to a master nobody reads any more.
+func (m *sentinelMode) PreStop(ctx context.Context) (err error) {
+	r, err := m.local.Replication(ctx)
+	if err != nil {
+		return fmt.Errorf("preStop: %w", err)
+	}
+	// Every pod's last position before it stops, for an election after a
+	// full restart with AOF persistence.
+	m.saveState(r)
+	if r.Role != roleMaster {
+		return nil
+	}
+	online := 0
+	for _, rep := range r.Replicas {
+		if rep.State == "online" {
+			online++
+		}
+	}
+	if online == 0 {
+		m.deps.Metrics.Switchovers.WithLabelValues("skipped").Inc()
+		m.event(corev1.EventTypeWarning, "SwitchoverSkipped", "Switchover", "no online replica to hand the master role to; the pod stops and Sentinel fails over when it can")
+		return nil
+	}
+	if m.peersTerminating != nil {
+		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+		all, terr := m.peersTerminating(c)
+		cancel()
+		switch {
+		case terr != nil:
+			m.log.Warn().Err(terr).Msg("cannot tell whether the other pods are being deleted too; switching over")
+		case all:
+			// A full restart: every replica is stopping as well, so a
+			// switchover would only wait out --switchover-timeout. The
+			// saved replication position elects the freshest pod later.
+			m.deps.Metrics.Switchovers.WithLabelValues("skipped").Inc()
+			m.event(corev1.EventTypeNormal, "SwitchoverSkipped", "Switchover", "every other pod is being deleted too (a full restart): no replica to hand the master role to; the freshest pod is elected when they return")
+			return nil
+		}
+	}
+	m.mu.Lock()
+	m.switching = true
+	m.mu.Unlock()
+	start := m.deps.Clock.Now()
+	m.event(corev1.EventTypeNormal, "SwitchoverStarted", "Switchover", "planned switchover: pausing writes, %d online replica(s)", online)
+	defer func() {
+		m.mu.Lock()
+		m.switching = false
+		m.mu.Unlock()
+		if err != nil {
+			m.deps.Metrics.Switchovers.WithLabelValues("failed").Inc()
+			m.event(corev1.EventTypeWarning, "SwitchoverFailed", "Switchover", "%v", err)
+			return
+		}
+		d := m.deps.Clock.Since(start)
+		m.deps.Metrics.Switchovers.WithLabelValues("completed").Inc()
+		m.deps.Metrics.SwitchoverDuration.Observe(d.Seconds())
+		m.event(corev1.EventTypeNormal, "SwitchoverCompleted", "Switchover", "new master promoted and this pod demoted in %s", d.Round(time.Millisecond))
+	}()
+
+	hold := m.cfg.SwitchoverTimeout + 5*time.Second
+	if err := m.local.PauseWrites(ctx, hold); err != nil {
+		return err
+	}
+	unpause := true
+	defer func() {
+		if unpause { // failed before the demotion: serve again rather than stay paused
+			_ = m.local.Unpause(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := m.waitReplicasCaughtUp(ctx); err != nil {
+		return err
+	}
+	caughtUp := m.deps.Clock.Since(start)
+	if err := m.failover(ctx); err != nil {
+		return err
+	}
+	failoverSent := m.deps.Clock.Since(start)
+	newMaster, err := m.waitNewMaster(ctx)
+	if err != nil {
+		return err
+	}
+	m.log.Info().Dur("caught_up", caughtUp).Dur("failover_sent", failoverSent).Dur("promoted", m.deps.Clock.Since(start)).Msg("switchover: replica promoted")
+	host := m.peers.Addr(newMaster)
+	if err := m.local.ReplicaOf(ctx, host, m.cfg.RedisPort); err != nil {
+		return err
+	}
+	// Paused writers are still connected to us: kill them so their writes
+	// fail (and they reconnect to the new master) instead of being
+	// refused later with READONLY after a long wait.
+	if err := m.local.KillNormalClients(ctx); err != nil {
+		m.log.Warn().Err(err).Msg("dropping clients after the demotion failed")
+	}
+	if err := m.local.Unpause(ctx); err != nil {
+		m.log.Warn().Err(err).Msg("unpause after the demotion failed; the pause ends by itself")
+	}
+	unpause = false
+	m.log.Info().Str("new_master", host).Dur("paused", m.deps.Clock.Since(start)).Msg("switchover: demoted; new master promoted")
+	m.mu.Lock()
+	m.fenced = false
+	m.mu.Unlock()
+	if err := m.labelSelf(ctx, roleReplica); err != nil {
+		m.log.Warn().Err(err).Msg("dropping the master label failed; the new master relabels this pod")
+	}
+	if err := m.lease.HandOver(ctx, m.cfg.PodNameOf(newMaster), m.cfg.LeaseDuration); err != nil {
+		m.log.Warn().Err(err).Msg("handing the Lease over failed; the new master takes it over on the Sentinels' word")
+	}
+	// Writes already flow to the new master; the pod stops only once the
+	// Sentinels agree on it, so no Sentinel restarts the failover.
+	m.waitSentinelMajority(ctx, newMaster)
+	return nil
+}
+
+// waitSentinelMajority waits, at most 10s, until a majority of Sentinels
+// name master.
+func (m *sentinelMode) waitSentinelMajority(ctx context.Context, master int) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		views := make([]sentinelView, len(m.sentinels))
+		for i := range m.sentinels {
+			views[i] = m.askSentinel(ctx, i)
+		}
+		if got, ok := sentinelMajority(views, m.peers.Pods); ok && got == master {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			m.log.Warn().Int("new_master", master).Msg("switchover: the Sentinels did not agree on the new master within 10s; stopping anyway")
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitReplicasCaughtUp waits until every online replica has processed the
+// master's offset; with writes paused the offset stands still. It asks the
+// replicas themselves: the master's slaveN offset is only their last
+// REPLCONF ACK, sent once a second, which would add up to a second of
+// paused writes. It returns the ordinals of the caught-up replicas.
+func (m *sentinelMode) waitReplicasCaughtUp(ctx context.Context) (map[int]bool, error) {
+	r, err := m.local.Replication(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes := map[int]redisNode{}
+	for _, rep := range r.Replicas {
+		if i := m.peers.ordinalOf(rep.Host); i >= 0 && rep.State == "online" {
+			nodes[i] = m.peers.Redis(m.peers.Addr(i))
+		}
+	}
+	defer func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+	}()
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("preStop: no online replica of ours among %+v", r.Replicas)
+	}
+	for {
+		caught := map[int]bool{}
+		var state []string
+		for i, n := range nodes {
+			c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+			rr, err := n.Replication(c)
+			cancel()
+			if err == nil && rr.Role == roleReplica && rr.ReplID == r.ReplID && rr.Offset >= r.Offset {
+				caught[i] = true
+			}
+			state = append(state, fmt.Sprintf("pod %d: role %s replid %s offset %d err %v", i, rr.Role, rr.ReplID, rr.Offset, err))
+		}
+		if len(caught) == len(nodes) {
+			return caught, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("preStop: replicas did not reach the master's replid %s offset %d within --switchover-timeout (%s): %w", r.ReplID, r.Offset, strings.Join(state, "; "), ctx.Err())
+		case <-time.After(switchoverPoll):
+		}
+	}
+}
+
+// failover asks the local Sentinel, else any other, to fail over now. A
+// Sentinel learns a master's replicas from INFO every 10s, so shortly after a
+// cold start it may know none and answer NOGOODSLAVE: then it is RESET,
+// which makes it read the master's INFO at once, and asked again.
+func (m *sentinelMode) failover(ctx context.Context) error {
+	// A peer's Sentinel first: the one asked leads the failover, and this
+	// pod's Sentinel stops with the pod right after preStop — a leader
+	// killed before +switch-master leaves the others to start a second
+	// failover of their own (measured on the e2e cluster).
+	var order []int
+	for i := range m.sentinels {
+		if i != m.peers.Self {
+			order = append(order, i)
+		}
+	}
+	order = append(order, m.peers.Self)
+	var last error
+	for _, i := range order {
+		last = m.failoverOn(ctx, i)
+		var refused redis.Error
+		switch {
+		case last == nil, last != nil && strings.Contains(last.Error(), "INPROG"):
+			return nil
+		case errors.As(last, &refused), isDialError(last):
+			continue // a definite no: another Sentinel may do it
+		default:
+			// A timeout: the Sentinel may have started the failover.
+			// Asking another now could start a second one with a newer
+			// epoch and promote a second replica; wait for the promotion.
+			m.log.Warn().Err(last).Msg("switchover: SENTINEL FAILOVER got no answer; waiting for a promotion instead of asking another Sentinel")
+			return nil
+		}
+	}
+	return fmt.Errorf("preStop: no Sentinel started the failover: %w", last)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func (m *sentinelMode) failoverOn(ctx context.Context, i int) error {
+	s := m.sentinels[i]
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+	err := s.Failover(c, m.cfg.MasterName)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "NOGOODSLAVE") {
+		return err
+	}
+	m.log.Info().Int("sentinel", i).Msg("switchover: Sentinel knows no replica yet; SENTINEL RESET to rediscover them from the master")
+	c, cancel = context.WithTimeout(ctx, m.peers.Timeout)
+	err = s.Reset(c, m.cfg.MasterName)
+	cancel()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+		err = s.Failover(c, m.cfg.MasterName)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitNewMaster polls the other pods directly: one reports master as soon
+// as Sentinel's REPLICAOF NO ONE ran, well before the Sentinels announce it.
+func (m *sentinelMode) waitNewMaster(ctx context.Context) (int, error) {
+	// Every other pod, not only the replicas that were waited for: Sentinel
+	// picks by its own rules, and any replica that is online caught up.
+	nodes := map[int]redisNode{}
+	for i := 0; i < m.peers.Pods; i++ {
+		if i != m.peers.Self {
+			nodes[i] = m.peers.Redis(m.peers.Addr(i))
+		}
+	}
+	defer func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+	}()
+	for {
+		for i, n := range nodes {
+			c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+			r, err := n.Replication(c)
+			cancel()
+			if err == nil && r.Role == roleMaster {
+				return i, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("preStop: no replica was promoted within --switchover-timeout: %w", ctx.Err())
+		case <-time.After(switchoverPoll):
+		}
+	}
+}

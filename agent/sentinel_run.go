@@ -1,0 +1,361 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// minPassInterval coalesces bursts of events (several Sentinels announcing
+// the same +switch-master) into one pass, like external-dns's controller.
+const minPassInterval = 100 * time.Millisecond
+
+// fastWindow is how long after an event passes run every fastPeriod: the
+// Sentinels learn of a promotion one by one (hello messages every 2 s), so a
+// majority may form a moment after the first +switch-master.
+const (
+	fastWindow = 5 * time.Second
+	fastPeriod = 250 * time.Millisecond
+)
+
+// Run reconciles until ctx ends: a pass on every +switch-master from the
+// local Sentinel, every password change, and periodically — every
+// RetryPeriod while this pod holds or seeks the Lease, else ResyncInterval.
+func (m *sentinelMode) Run(ctx context.Context) error {
+	defer m.closeAll()
+	trigger := make(chan string, 1)
+	poke := func(why string) {
+		select {
+		case trigger <- why:
+		default:
+		}
+	}
+	go func() {
+		for range m.sentinels[m.peers.Self].SwitchMaster(ctx) {
+			poke("+switch-master")
+		}
+	}()
+	go m.watchPeerNames(ctx, 5*time.Second)
+	go m.lease.Watch(ctx, func() { poke("Lease changed") }, func(err error) {
+		m.log.Warn().Err(err).Msg("cannot watch the Lease; following a new holder waits for the next periodic pass")
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.deps.Password.Changed():
+				m.applyPassword(ctx)
+				poke("password changed")
+			}
+		}
+	}()
+	var fastUntil time.Time
+	why := "start"
+	for {
+		start := m.deps.Clock.Now()
+		if err := m.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			m.deps.Metrics.ReconcileErrors.Inc()
+			m.log.Warn().Err(err).Str("trigger", why).Msg("reconcile pass failed; retrying")
+		}
+		m.deps.Metrics.ReconcilePasses.Inc()
+		wait := m.nextInterval()
+		if start.Before(fastUntil) {
+			wait = min(wait, fastPeriod)
+		}
+		t := m.deps.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case why = <-trigger:
+			t.Stop()
+			if why == "+switch-master" {
+				fastUntil = m.deps.Clock.Now().Add(fastWindow)
+			}
+			m.deps.Clock.Sleep(minPassInterval) // coalesce the burst
+		case <-t.C():
+			why = "resync"
+		}
+	}
+}
+
+// nextInterval: RetryPeriod while this pod holds or seeks the Lease, else
+// ResyncInterval; and a master's next pass comes no later than its fence
+// deadline, so it fences within RenewDeadline plus one observation (at most
+// RetryPeriod) of its last renewal — before the Lease can expire for peers.
+func (m *sentinelMode) nextInterval() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	wait := m.cfg.ResyncInterval
+	if m.status.MasterOfRecord == m.cfg.PodName || m.status.MasterOfRecord == "" || m.fenced {
+		wait = m.cfg.RetryPeriod
+	}
+	if m.status.Role == roleMaster && !m.fenced {
+		untilFence := m.lastRenew.Add(m.cfg.RenewDeadline).Sub(m.deps.Clock.Now())
+		wait = min(wait, max(untilFence, minPassInterval))
+	}
+	return wait
+}
+
+// RunOnce is one pass: observe, decide, act.
+func (m *sentinelMode) RunOnce(ctx context.Context) error {
+	m.mu.Lock()
+	switching := m.switching
+	m.mu.Unlock()
+	if switching {
+		return nil // the preStop switchover owns the roles until it returns
+	}
+	o, err := m.observe(ctx)
+	if err != nil {
+		return err
+	}
+	p := decideSentinel(o)
+	m.log.Debug().Stringer("plan", p).Msg("reconcile pass")
+	return m.execute(ctx, o, p)
+}
+
+// observe reads the local Redis, every Sentinel and the Lease, and the peers'
+// states when an election may be needed.
+func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error) {
+	o := sentinelObservation{
+		Self: m.peers.Self, Pods: m.peers.Pods, LocalMaster: -1, LocalSentinelMaster: -2,
+		Now: m.deps.Clock.Now(), RenewDeadline: m.cfg.RenewDeadline,
+	}
+	m.mu.Lock()
+	o.LastRenew, o.Local.Fenced = m.lastRenew, m.fenced
+	m.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var r replInfo
+	var rerr error
+	var lag int64
+	var lagOK bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+		defer cancel()
+		r, rerr = m.local.Replication(c)
+		if rerr == nil {
+			lag, lagOK = m.measureLag(ctx, r)
+		}
+	}()
+	o.Sentinels = make([]sentinelView, m.peers.Pods)
+	for i := range o.Sentinels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.Sentinels[i] = m.askSentinel(ctx, i)
+		}()
+	}
+	var lr leaseRecord
+	var lerr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+		defer cancel()
+		lr, lerr = m.lease.Read(c, m.cfg.LeaseDuration)
+	}()
+	wg.Wait()
+	// Judge time after observing: a slow API call must not make a master
+	// look fresher than it is when the fence deadline is checked.
+	o.Now = m.deps.Clock.Now()
+
+	if rerr == nil && !r.Loading {
+		fenced := o.Local.Fenced
+		o.Local = m.effective(r)
+		o.Local.Fenced = fenced
+		m.saveState(r)
+		for _, rep := range r.Replicas {
+			if rep.State == "online" {
+				o.LocalReplicasOnline++
+			}
+		}
+		m.mu.Lock()
+		if r.Role != roleMaster {
+			m.masterSince = time.Time{}
+		} else if m.masterSince.IsZero() {
+			m.masterSince = o.Now
+		}
+		if r.Role == roleMaster {
+			o.LocalMasterFor = o.Now.Sub(m.masterSince)
+		}
+		if r.Role == roleReplica {
+			o.LocalMaster = m.peers.ordinalOf(r.MasterHost)
+			if o.LocalMaster >= 0 && o.LocalMaster != o.Self {
+				m.link.observe(o.Now, r.LinkUp, r.LinkDownFor)
+			}
+		}
+		m.mu.Unlock()
+	} else if rerr != nil {
+		m.log.Warn().Err(rerr).Msg("local redis-server does not answer")
+	}
+	ls := o.Sentinels[m.peers.Self]
+	if ls.Reachable && ls.Master >= 0 {
+		o.LocalSentinelMaster = ls.Master
+	} else if ls.Reachable && !ls.named {
+		o.LocalSentinelMaster = -1
+	}
+	if lerr != nil {
+		m.log.Warn().Err(lerr).Msg("cannot read the Lease")
+	} else {
+		o.Lease = leaseView{Known: true, Holder: m.ordinalOfPod(lr.Holder), Live: lr.Live}
+	}
+
+	maj, hasMaj := sentinelMajority(o.Sentinels, o.Pods)
+	if hasMaj && maj != o.Self && o.Local.Role == roleMaster {
+		o.NamedMasterRole = m.roleOf(ctx, maj)
+	}
+	if hasMaj && o.Local.Role == roleReplica && o.LocalMaster >= 0 && o.LocalMaster != maj && o.LocalMaster != o.Self {
+		o.NamedMasterRole = m.roleOf(ctx, maj)
+		o.LocalMasterRole = m.roleOf(ctx, o.LocalMaster)
+	}
+	// Peers' states are only needed when an election may run, or when the
+	// Sentinels still name this pod after its redis-server restarted.
+	election := !hasMaj && o.Lease.Known && (!o.Lease.Live || (o.Lease.Holder == o.Self && o.Local.Role != roleMaster))
+	restarted := hasMaj && maj == o.Self && o.Local.Reported && o.Local.Role != roleMaster
+	if election || restarted {
+		o.Peers = m.peerStates(ctx, o.Local)
+	}
+
+	m.mu.Lock()
+	m.status.RedisUp = o.Local.Reported
+	m.status.Role, m.status.ReplID, m.status.Offset = o.Local.Role, o.Local.ReplID, o.Local.Offset
+	m.status.MasterLinkUp, m.status.Loading = r.LinkUp, r.Loading
+	m.status.Lag = nil
+	switch {
+	case o.Local.Reported && o.Local.Role == roleMaster:
+		lag, lagOK = 0, true
+		fallthrough
+	case lagOK:
+		m.status.Lag = &lag
+		m.deps.Metrics.ReplicationLag.Set(float64(lag))
+	default:
+		m.deps.Metrics.ReplicationLag.Set(lagUnknown)
+	}
+	m.status.LeaseHolder = lr.Holder
+	m.status.ObservedAt = o.Now
+	m.mu.Unlock()
+	return o, nil
+}
+
+func (m *sentinelMode) askSentinel(ctx context.Context, i int) sentinelView {
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+	defer cancel()
+	host, _, ok, err := m.sentinels[i].MasterAddr(c, m.cfg.MasterName)
+	if err != nil {
+		return sentinelView{Master: -1}
+	}
+	if !ok {
+		return sentinelView{Reachable: true, Master: -1}
+	}
+	return sentinelView{Reachable: true, Master: m.peers.ordinalOf(host), named: true}
+}
+
+func (m *sentinelMode) roleOf(ctx context.Context, ordinal int) string {
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+	defer cancel()
+	n := m.peers.Redis(m.peers.Addr(ordinal))
+	defer n.Close()
+	r, err := n.Replication(c)
+	if err != nil {
+		return ""
+	}
+	return r.Role
+}
+
+func (m *sentinelMode) peerStates(ctx context.Context, local nodeState) []nodeState {
+	out := make([]nodeState, m.peers.Pods)
+	var wg sync.WaitGroup
+	for i := range out {
+		if i == m.peers.Self {
+			out[i] = local
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+			defer cancel()
+			s, err := m.peerStatus(c, i)
+			if err != nil {
+				m.log.Debug().Int("peer", i).Err(err).Msg("peer did not report its state")
+				return
+			}
+			out[i] = s
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (m *sentinelMode) ordinalOfPod(name string) int {
+	for i := 0; i < m.peers.Pods; i++ {
+		if name != "" && m.cfg.PodNameOf(i) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *sentinelMode) closeAll() {
+	_ = m.local.Close()
+	for _, s := range m.sentinels {
+		_ = s.Close()
+	}
+}
+
+// httpPeerStatus reads a peer agent's /status on the agent's HTTP port.
+func httpPeerStatus(peers sentinelPeers, port string) func(ctx context.Context, ordinal int) (nodeState, error) {
+	client := &http.Client{Timeout: peers.Timeout}
+	return func(ctx context.Context, ordinal int) (nodeState, error) {
+		url := "http://" + net.JoinHostPort(peers.Addr(ordinal), port) + "/status"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nodeState{}, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nodeState{}, fmt.Errorf("GET %s: %w", url, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nodeState{}, fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		var st SentinelStatus
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return nodeState{}, fmt.Errorf("GET %s: decode: %w", url, err)
+		}
+		if st.Mode != ModeSentinel {
+			return nodeState{}, fmt.Errorf("GET %s: mode %q, want sentinel", url, st.Mode)
+		}
+		return st.nodeState(), nil
+	}
+}
+
+// podsLabelledMaster lists this StatefulSet's pods carrying the master label.
+func podsLabelledMaster(ctx context.Context, kube kubernetes.Interface, cfg Config) ([]string, error) {
+	list, err := kube.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: cfg.RoleLabel + "=" + roleMaster})
+	if err != nil {
+		return nil, fmt.Errorf("list pods labelled %s=%s (needs RBAC list on pods): %w", cfg.RoleLabel, roleMaster, err)
+	}
+	var names []string
+	for _, p := range list.Items {
+		rest, ok := strings.CutPrefix(p.Name, cfg.StatefulSet+"-")
+		if _, err := strconv.Atoi(rest); ok && err == nil {
+			names = append(names, p.Name)
+		}
+	}
+	return names, nil
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// replState is the replication position the agent last saw, kept on the
+// data volume. redis-server 7.0 restores its replid and offset from an RDB
+// file at start, but not from an AOF (measured: a replica restarted with
+// appendonly yes reports a new replid and offset 0). Without this file a
+// cold-start election over AOF data could not tell the freshest pod.
+type replState struct {
+	ReplID       string    `json:"replid"`
+	ReplID2      string    `json:"replid2,omitempty"`
+	Offset       int64     `json:"offset"`
+	SecondOffset int64     `json:"second_offset"`
+	Role         string    `json:"role"`
+	SavedAt      time.Time `json:"saved_at"`
+}
+
+func (m *sentinelMode) statePath() string {
+	return filepath.Join(filepath.Dir(m.cfg.RedisConfInclude), "redis-ha-state.json")
+}
+
+// saveState records a live position: never a fenced boot's (replica of
+// itself), whose replid may be a fresh random one.
+func (m *sentinelMode) saveState(r replInfo) {
+	if r.Role == "" || r.ReplID == "" || (r.Role == roleReplica && m.peers.ordinalOf(r.MasterHost) == m.peers.Self) {
+		return
+	}
+	m.mu.Lock()
+	same := m.saved.ReplID == r.ReplID && m.saved.Offset == r.Offset && m.saved.Role == r.Role
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	st := replState{ReplID: r.ReplID, ReplID2: r.ReplID2, Offset: r.Offset, SecondOffset: r.SecondOffset, Role: r.Role, SavedAt: m.deps.Clock.Now()}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	if _, err := WriteFileAtomic(m.statePath(), b, 0o600); err != nil {
+		m.log.Warn().Err(err).Msg("saving the replication position failed; an election after a full restart may not know this pod's data")
+		return
+	}
+	m.mu.Lock()
+	m.saved = st
+	m.mu.Unlock()
+}
+
+func loadState(path string) (replState, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return replState{}, false
+	}
+	var st replState
+	if json.Unmarshal(b, &st) != nil || st.ReplID == "" {
+		return replState{}, false
+	}
+	return st, true
+}
+
+// effective is the state this pod reports for elections: Redis's own, or
+// during a fenced boot the saved position when Redis lost it (AOF) or has
+// an older one.
+func (m *sentinelMode) effective(r replInfo) nodeState {
+	n := nodeState{Reported: true, Role: r.Role, ReplID: r.ReplID, ReplID2: r.ReplID2, Offset: r.Offset, SecondOffset: r.SecondOffset}
+	if r.Role != roleReplica || m.peers.ordinalOf(r.MasterHost) != m.peers.Self {
+		return n
+	}
+	st, ok := loadState(m.statePath())
+	if !ok {
+		return n
+	}
+	// The file is rewritten every pass while redis-server lives, so it is
+	// nearly always newer than the RDB or AOF the server loaded: with the
+	// same history the higher offset counts, with another one the file.
+	if r.ReplID != st.ReplID || st.Offset > r.Offset {
+		n.ReplID, n.ReplID2, n.Offset, n.SecondOffset = st.ReplID, st.ReplID2, st.Offset, st.SecondOffset
+	}
+	return n
+}

@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+type fakeMode struct {
+	run, live, ready, preStop func(context.Context) error
+	status                    func(context.Context) any
+}
+
+var _ Mode = (*fakeMode)(nil)
+
+func (f *fakeMode) Run(ctx context.Context) error     { return f.run(ctx) }
+func (f *fakeMode) Live(ctx context.Context) error    { return f.live(ctx) }
+func (f *fakeMode) Ready(ctx context.Context) error   { return f.ready(ctx) }
+func (f *fakeMode) Status(ctx context.Context) any    { return f.status(ctx) }
+func (f *fakeMode) PreStop(ctx context.Context) error { return f.preStop(ctx) }
+
+func TestServerEndpoints(t *testing.T) {
+	prestopCalled := false
+	mode := &fakeMode{
+		live:   func(context.Context) error { return nil },
+		ready:  func(context.Context) error { return errors.New("replica link down") },
+		status: func(context.Context) any { return map[string]string{"role": "replica"} },
+		preStop: func(ctx context.Context) error {
+			prestopCalled = true
+			_, ok := ctx.Deadline()
+			return map[bool]error{true: nil, false: errors.New("no deadline")}[ok]
+		},
+	}
+	s := &Server{Mode: mode, Metrics: NewMetrics("test", ModeSentinel), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: time.Second}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	cases := map[string]struct {
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		"health":  {"/healthz", 200, "ok"},
+		"live":    {"/livez", 200, "ok"},
+		"ready":   {"/readyz", 503, "replica link down"},
+		"status":  {"/status", 200, `"role": "replica"`},
+		"metrics": {"/metrics", 200, `redis_ha_agent_build_info{goversion=`},
+		"prestop": {"/prestop", 200, "ok"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode || !strings.Contains(string(body), tc.wantBody) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, resp.StatusCode, body, tc.wantCode, tc.wantBody)
+			}
+		})
+	}
+	if !prestopCalled {
+		t.Error("GET /prestop did not call Mode.PreStop")
+	}
+}
+
+func TestPreStopSingleFlight(t *testing.T) {
+	release := make(chan struct{})
+	calls := 0
+	var mu sync.Mutex
+	mode := &fakeMode{preStop: func(ctx context.Context) error {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		<-release
+		return nil
+	}}
+	s := &Server{Mode: mode, Metrics: NewMetrics("test", ModeSentinel), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: 5 * time.Second}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	results := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, err := http.Get(srv.URL + "/prestop")
+			if err != nil {
+				results <- -1
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	// All three hook calls must be waiting on one switchover before it ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting := 0; waiting < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 /prestop calls waiting after 5s", waiting)
+		}
+		time.Sleep(10 * time.Millisecond)
+		s.mu.Lock()
+		if s.inflight != nil {
+			waiting = s.inflight.waiters
+		}
+		s.mu.Unlock()
+	}
+	close(release)
+	for range 3 {
+		if code := <-results; code != 200 {
+			t.Errorf("a /prestop call returned %d, want 200", code)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("Mode.PreStop ran %d times for 3 concurrent hook calls, want 1", calls)
+	}
+}

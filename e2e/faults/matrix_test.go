@@ -1,0 +1,60 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/workload"
+)
+
+func TestSentinelFaults(t *testing.T) { runMatrix(t, sentinelMode()) }
+
+func TestClusterFaults(t *testing.T) { runMatrix(t, clusterMode()) }
+
+// runMatrix deploys the mode once and runs its faults one after another on
+// that deployment; each scenario starts by waiting until it is healthy.
+func runMatrix(t *testing.T, d *deployment) {
+	level := faultsLevel()
+	var faults []fault
+	for _, f := range matrix() {
+		applies := f.sentinel
+		quick := f.quickSentinel
+		if d.cluster {
+			applies, quick = f.cluster, f.quickCluster
+		}
+		if applies && (level == "all" || level == "quick" && quick) {
+			faults = append(faults, f)
+		}
+	}
+	if len(faults) == 0 {
+		t.Skipf("FAULTS=%s selects no %s faults (quick|all)", level, d.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	took := deploy(t, ctx, d)
+	t.Logf("%s deployed and healthy in %s (namespace %s)", d.name, took.Round(time.Millisecond), d.ns)
+	var rows []row
+	var ran []string
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			o := runScenario(t, d, f, f.inject)
+			rows = append(rows, o.rows...)
+			ran = append(ran, f.name)
+			for _, r := range o.rows {
+				t.Logf("%s", r.markdown())
+			}
+			assertTargets(t, o, d)
+			if dir := reportDir(t); dir != "" {
+				p := filepath.Join(dir, fmt.Sprintf("timeline-%s-%s.png", d.name, f.name))
+				title := fmt.Sprintf("%s mode, %s (fault at %.1fs)", d.name, f.name, o.faultAt.Sub(o.timeline.Start).Seconds())
+				if err := workload.PlotTimeline(p, title, o.histories, o.timeline); err != nil {
+					t.Errorf("plot: %v", err)
+				}
+			}
+		})
+	}
+	writeTable(t, "faults-"+d.name+".md", d.name+" mode", rows, ran)
+}

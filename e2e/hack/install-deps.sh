@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo run for real:
+# redis-server/redis-sentinel (integration and e2e), etcd (the local cluster's
+# store), iptables (kube-proxy), iproute2 (network namespaces), dnsutils (dig).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v dig >/dev/null || need+=(dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian starts the packaged services; the tests run their own instances.
+for s in redis-server redis-sentinel etcd; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$s" 2>/dev/null; then
+    systemctl stop "$s" || true
+  fi
+done

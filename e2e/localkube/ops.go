@@ -1,0 +1,156 @@
+package localkube
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The pod-level operations below take namespace and pod name, the way the
+// CLI and tests think about pods. Process faults go to the node agent;
+// network faults find the pod's netns by UID.
+
+// podUID finds the UID of the pod's current incarnation. While the API
+// server is down (StopAPIServer) it falls back to the network's own record,
+// so a partition can still be healed during an API outage.
+func (c *Cluster) podUID(ctx context.Context, ns, pod string) (string, error) {
+	p, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	if err == nil {
+		return string(p.UID), nil
+	}
+	if uid, ok := c.Network.uidByName(pod); ok {
+		return uid, nil
+	}
+	return "", fmt.Errorf("find pod %s/%s: %w", ns, pod, err)
+}
+
+func (c *Cluster) netFault(ctx context.Context, ns, pod string, fn func(uid string) error) error {
+	uid, err := c.podUID(ctx, ns, pod)
+	if err != nil {
+		return err
+	}
+	return fn(uid)
+}
+
+// Partition cuts the pod off from every other address (see Network.Partition).
+func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
+	return c.netFault(ctx, ns, pod, c.Network.Partition)
+}
+
+// Heal undoes Partition.
+func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
+	return c.netFault(ctx, ns, pod, c.Network.Heal)
+}
+
+// CutAPI drops the pod's traffic to the API server.
+func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
+	return c.netFault(ctx, ns, pod, c.Network.CutAPI)
+}
+
+// RestoreAPI undoes CutAPI.
+func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
+	return c.netFault(ctx, ns, pod, c.Network.RestoreAPI)
+}
+
+// KillContainer SIGKILLs one container; it restarts per restartPolicy.
+func (c *Cluster) KillContainer(ns, pod, container string) error {
+	return c.nodes.KillContainer(ns, pod, container)
+}
+
+// KillPod SIGKILLs every process of the pod, without preStop hooks.
+func (c *Cluster) KillPod(ns, pod string) error { return c.nodes.KillPod(ns, pod) }
+
+// Freeze SIGSTOPs every process of the pod; Thaw resumes them.
+func (c *Cluster) Freeze(ns, pod string) error { return c.nodes.Freeze(ns, pod) }
+
+// Thaw resumes a frozen pod.
+func (c *Cluster) Thaw(ns, pod string) error { return c.nodes.Thaw(ns, pod) }
+
+// Exec runs cmd in a container of the pod (network, mount and UTS namespaces,
+// environment). An empty container means the pod's first container.
+func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
+	if container == "" {
+		p, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("find pod %s/%s to pick its first container: %w", ns, pod, err)
+		}
+		container = p.Spec.Containers[0].Name
+	}
+	return c.nodes.Exec(ctx, ns, pod, container, cmd, stdout, stderr)
+}
+
+// DeletePod deletes the pod through the API, gracefully (preStop and the
+// pod's grace period apply).
+func (c *Cluster) DeletePod(ctx context.Context, ns, pod string) error {
+	if err := c.Clientset.CoreV1().Pods(ns).Delete(ctx, pod, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, pod, err)
+	}
+	return nil
+}
+
+// DeleteAllPods deletes every pod of the StatefulSet at once (a full restart).
+func (c *Cluster) DeleteAllPods(ctx context.Context, ns, sts string) error {
+	s, err := c.Clientset.AppsV1().StatefulSets(ns).Get(ctx, sts, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("find StatefulSet %s/%s: %w", ns, sts, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	if err != nil {
+		return fmt.Errorf("StatefulSet %s/%s selector: %w", ns, sts, err)
+	}
+	if err := c.Clientset.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel.String()}); err != nil {
+		return fmt.Errorf("delete pods of StatefulSet %s/%s: %w", ns, sts, err)
+	}
+	return nil
+}
+
+// Apply applies a file or a kustomize directory with kubectl (server-side
+// apply), exactly as a user would.
+func (c *Cluster) Apply(ctx context.Context, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", path, err)
+	}
+	flag := "-f"
+	if fi.IsDir() {
+		flag = "-k"
+	}
+	return c.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "--force-conflicts", flag, path)
+}
+
+// KubectlPath is the kubectl built with the control plane (same version),
+// or kubectl on PATH when the bin dir has none.
+func (c *Cluster) KubectlPath() string {
+	p := filepath.Join(c.binDir, "kubectl")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "kubectl"
+}
+
+// Kubectl runs kubectl with the cluster's kubeconfig.
+func (c *Cluster) Kubectl(ctx context.Context, stdout, stderr io.Writer, args ...string) error {
+	var errBuf bytes.Buffer
+	cmd := exec.CommandContext(ctx, c.KubectlPath(), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdout = stdout
+	cmd.Stderr = &errBuf
+	if stderr != nil {
+		cmd.Stderr = io.MultiWriter(&errBuf, stderr)
+	}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errBuf.String()))
+		}
+		return fmt.Errorf("kubectl %s: %w (is kubectl on PATH?)", strings.Join(args, " "), err)
+	}
+	return nil
+}

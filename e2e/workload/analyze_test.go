@@ -1,0 +1,161 @@
+package workload
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func master(ms int, pod string) Sample {
+	return Sample{At: at(ms), Pod: pod, Known: true, Role: "master", ClusterOK: true, Via: "direct"}
+}
+
+func replica(ms int, pod string) Sample {
+	return Sample{At: at(ms), Pod: pod, Known: true, Role: "slave", ClusterOK: true, Via: "direct"}
+}
+
+func fenced(ms int, pod string) Sample {
+	s := master(ms, pod)
+	s.Fenced = true
+	return s
+}
+
+// every samples each pod every step ms from from to to (inclusive).
+func every(from, to, step int, f func(int, string) Sample, pods ...string) []Sample {
+	var out []Sample
+	for ms := from; ms <= to; ms += step {
+		for _, p := range pods {
+			out = append(out, f(ms, p))
+		}
+	}
+	return out
+}
+
+func unknown(ms int, pod string) Sample { return Sample{At: at(ms), Pod: pod} }
+
+func shard(ms int, pod string, ok bool, slots ...SlotRange) Sample {
+	return Sample{At: at(ms), Pod: pod, Known: true, Role: "master", ClusterOK: ok, Cluster: true, Slots: slots}
+}
+
+func TestAnalyze(t *testing.T) {
+	const stale, deadline = time.Second, 10 * time.Second
+	cases := map[string]struct {
+		reason         string
+		tl             Timeline
+		wantOverlaps   []Interval
+		wantViolations []Interval
+		wantLabels     []Interval
+	}{
+		"CleanFailover": {
+			reason: "the old master stops answering before the new one is promoted: no overlap",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: []Sample{
+				master(0, "a"), replica(0, "b"), unknown(100, "a"), replica(100, "b"), unknown(6000, "a"), master(6000, "b"),
+			}},
+		},
+		"PartitionFencedInTime": {
+			reason: "the partitioned master (seen through exec) stays writable 4s beside the new one, then fences before the deadline: an overlap, no violation",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: append(append(append([]Sample{master(0, "a"), replica(0, "b")},
+				every(5900, 9400, 500, master, "a")...), every(6000, 9500, 500, master, "b")...), fenced(9500, "a"), master(9600, "b"))},
+			wantOverlaps: []Interval{{From: at(6000), To: at(9500), Pods: []string{"a", "b"}}},
+		},
+		"PartitionNeverFenced": {
+			reason:         "the old master is still writable 12s after the fault: a fence violation",
+			tl:             Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: append(every(6000, 12000, 500, master, "a", "b"), replica(12500, "a"))},
+			wantOverlaps:   []Interval{{From: at(6000), To: at(12500), Pods: []string{"a", "b"}}},
+			wantViolations: []Interval{{From: at(6000), To: at(12500), Pods: []string{"a", "b"}}},
+		},
+		"NoFaultOverlap": {
+			reason: "two writable masters with no fault before them: always a violation",
+			tl: Timeline{Samples: []Sample{
+				master(0, "a"), master(10, "b"), replica(20, "b"),
+			}},
+			wantOverlaps:   []Interval{{From: at(10), To: at(20), Pods: []string{"a", "b"}}},
+			wantViolations: []Interval{{From: at(10), To: at(20), Pods: []string{"a", "b"}}},
+		},
+		"StaleSampleDoesNotCount": {
+			reason: "a master last seen 3s ago (frozen, every later probe timed out without a sample) is unknown now",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: []Sample{
+				master(0, "a"), master(3000, "b"),
+			}},
+		},
+		"ClusterDisjointSlots": {
+			reason: "three cluster masters with disjoint slots are not an overlap",
+			tl: Timeline{Samples: []Sample{
+				shard(0, "a", true, SlotRange{0, 5460}), shard(0, "b", true, SlotRange{5461, 10922}), shard(0, "c", true, SlotRange{10923, 16383}),
+			}},
+		},
+		"ClusterMinorityFailState": {
+			reason: "an old master that still claims its slots but is in cluster_state:fail takes no writes: no overlap with its promoted replica",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: []Sample{
+				shard(0, "a", true, SlotRange{0, 5460}), shard(5000, "a", false, SlotRange{0, 5460}), shard(6000, "d", true, SlotRange{0, 5460}),
+			}},
+		},
+		"ClusterSameSlotTwice": {
+			reason: "two nodes both writable for slot 100: an overlap",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: []Sample{
+				shard(5000, "a", true, SlotRange{0, 5460}), shard(5100, "d", true, SlotRange{100, 100}), shard(5200, "a", false, SlotRange{0, 5460}),
+			}},
+			wantOverlaps: []Interval{{From: at(5100), To: at(5200), Pods: []string{"a", "d"}}},
+		},
+		"Labels": {
+			reason: "the new master is labelled before the old label is removed: a label overlap",
+			tl: Timeline{End: at(9000), Labels: []LabelEvent{
+				{At: at(0), Pod: "a", Role: "master"}, {At: at(0), Pod: "b", Role: "replica"},
+				{At: at(6000), Pod: "b", Role: "master"}, {At: at(6300), Pod: "a", Role: ""},
+			}},
+			wantLabels: []Interval{{From: at(6000), To: at(6300), Pods: []string{"a", "b"}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := Analyze(tc.tl, stale, deadline)
+			opt := cmpopts.EquateEmpty()
+			if diff := cmp.Diff(tc.wantOverlaps, a.WritableOverlaps, opt); diff != "" {
+				t.Errorf("%s\nWritableOverlaps -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantViolations, a.FenceViolations, opt); diff != "" {
+				t.Errorf("%s\nFenceViolations -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantLabels, a.LabelOverlaps, opt); diff != "" {
+				t.Errorf("%s\nLabelOverlaps -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestMoved(t *testing.T) {
+	tl := Timeline{
+		Samples: []Sample{
+			shard(0, "a", true, SlotRange{0, 5460}), shard(0, "b", true, SlotRange{5461, 10922}),
+			shard(7000, "b", true, SlotRange{5461, 10922}), shard(7500, "d", true, SlotRange{0, 5460}),
+		},
+		Labels: []LabelEvent{{At: at(0), Pod: "a", Role: "master"}, {At: at(6100), Pod: "a", Role: ""}, {At: at(6200), Pod: "d", Role: "master"}},
+	}
+	if got, pod, ok := MasterMoved(tl, at(1000), "a"); !ok || pod != "d" || !got.Equal(at(7500)) {
+		t.Errorf("MasterMoved = %v %q %v, want %v d true (b's own slots are not a's)", got, pod, ok, at(7500))
+	}
+	if got, pod, ok := LabelMoved(tl, at(1000), "a"); !ok || pod != "d" || !got.Equal(at(6200)) {
+		t.Errorf("LabelMoved = %v %q %v, want %v d true", got, pod, ok, at(6200))
+	}
+	if _, _, ok := MasterMoved(Timeline{Samples: []Sample{master(0, "a"), master(100, "a")}}, at(50), "a"); ok {
+		t.Error("MasterMoved found a move where only the old master is writable")
+	}
+}
+
+func TestParseClusterNodes(t *testing.T) {
+	out := "07c37dfeb235213a872192d90877d0cd55635b91 10.244.0.5:6379@16379,redis-cluster-0.h.ns.svc.cluster.local myself,master - 0 1426238317239 4 connected 0-5460 5462 [5463->-e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca]\n" +
+		"67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 10.244.0.6:6379@16379 slave 07c37dfeb235213a872192d90877d0cd55635b91 0 1426238316232 2 connected\n"
+	role, slots, ok := parseClusterNodes(out)
+	if !ok || role != "master" {
+		t.Fatalf("parseClusterNodes role %q ok %v, want master true", role, ok)
+	}
+	if diff := cmp.Diff([]SlotRange{{0, 5460}, {5462, 5462}}, slots); diff != "" {
+		t.Errorf("slots -want +got:\n%s", diff)
+	}
+	role, slots, ok = parseClusterNodes("67ed2db8 10.244.0.6:6379@16379 myself,slave 07c37dfe 0 1 2 connected\n")
+	if !ok || role != "slave" || len(slots) != 0 {
+		t.Errorf("replica line: role %q slots %v ok %v", role, slots, ok)
+	}
+}
