@@ -258,14 +258,24 @@ func (s *leaseStore) Watch(ctx context.Context, changed func(), failed func(erro
 		}
 	}
 	for ctx.Err() == nil {
+		pause := time.Second
 		w, err := s.client.CoordinationV1().Leases(s.namespace).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + s.name})
-		if err != nil {
+		switch {
+		case watchCacheLagging(err):
+			// The API server's watch cache has not caught up with etcd
+			// yet (it answers so after 3 s); that passes by itself.
+			pause = 100 * time.Millisecond
+		case err != nil:
 			report(fmt.Errorf("watch Lease %s/%s (needs RBAC watch on leases): %w", s.namespace, s.name, err))
-		} else {
+		default:
 			s.setWatching(true)
 			for ev := range w.ResultChan() {
 				if ev.Type == watch.Error {
-					report(fmt.Errorf("watch Lease %s/%s: %w", s.namespace, s.name, apierrors.FromObject(ev.Object)))
+					if err := apierrors.FromObject(ev.Object); watchCacheLagging(err) {
+						pause = 100 * time.Millisecond
+					} else {
+						report(fmt.Errorf("watch Lease %s/%s: %w", s.namespace, s.name, err))
+					}
 					continue
 				}
 				l, ok := ev.Object.(*coordinationv1.Lease)
@@ -283,7 +293,14 @@ func (s *leaseStore) Watch(ctx context.Context, changed func(), failed func(erro
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(pause):
 		}
 	}
+}
+
+// watchCacheLagging: the API server answers a watch whose start its watch
+// cache has not reached yet with a Timeout whose cause is
+// ResourceVersionTooLarge; a retry soon succeeds.
+func watchCacheLagging(err error) bool {
+	return apierrors.IsTimeout(err) && apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
 }
