@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -156,13 +157,19 @@ func (m *clusterMode) Run(ctx context.Context) error {
 	for {
 		settled, err := m.pass(ctx)
 		m.settled.Store(settled)
+		var waiting waitingError
+		isWait := errors.As(err, &waiting)
 		if m.env.Metrics != nil {
 			m.env.Metrics.ReconcilePasses.Inc()
-			if err != nil {
+			if err != nil && !isWait {
 				m.env.Metrics.ReconcileErrors.Inc()
 			}
 		}
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case isWait:
+			m.log.Info().Str("reason", waiting.reason).Msg("waiting; retrying")
+		default:
 			m.log.Warn().Err(err).Msg("reconcile pass failed; retrying")
 		}
 		m.setStatus(func(s *clusterStatus) {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -136,13 +137,37 @@ func (m *clusterMode) drain(ctx context.Context, expected int) error {
 	note := fmt.Sprintf("preStop: scale-in to %d pods removes this master: moving its %d slots and their keys to the masters that stay", expected, len(moves))
 	m.log.Info().Msg(note)
 	m.env.Event("Normal", "DrainStarted", note)
-	if err := m.moveSlots(ctx, st, moves); err != nil {
+	total := len(moves)
+	failed := func(err error) error {
 		m.env.Event("Warning", "DrainFailed", fmt.Sprintf("preStop: %v", err))
 		m.countSwitchover("failed", 0)
 		return fmt.Errorf("preStop drain: %w", err)
 	}
+	for len(moves) > 0 {
+		err := m.moveSlots(ctx, st, moves)
+		var waiting waitingError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &waiting) || ctx.Err() != nil {
+			return failed(err)
+		}
+		// Gossip has not settled yet: look again and plan what is left.
+		m.log.Info().Str("reason", waiting.reason).Msg("preStop drain waiting")
+		select {
+		case <-ctx.Done():
+			return failed(fmt.Errorf("%w; gave up: %w", err, ctx.Err()))
+		case <-m.env.Clock.After(250 * time.Millisecond):
+		}
+		if st, err = m.observe(ctx, expected, m.cfg.Ordinal()); err != nil {
+			return failed(err)
+		}
+		if moves, err = planDrain(st, m.cfg.Ordinal()); err != nil {
+			return failed(err)
+		}
+	}
 	took := m.env.Clock.Since(start)
-	m.env.Event("Normal", "DrainCompleted", fmt.Sprintf("preStop: %d slots moved in %s", len(moves), took.Round(time.Millisecond)))
+	m.env.Event("Normal", "DrainCompleted", fmt.Sprintf("preStop: %d slots moved in %s", total, took.Round(time.Millisecond)))
 	m.countSwitchover("completed", took)
 	return nil
 }

@@ -70,6 +70,22 @@ func (m *clusterMode) moveBatch(ctx context.Context, batch []slotMove, masters [
 		slots[i] = b.Slot
 	}
 	desc := fmt.Sprintf("slots %s from pod %d to pod %d", rangesString(rangesOf(slots)), mv.From, mv.To)
+	srcView, err := src.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: CLUSTER NODES on source: %w", desc, err)
+	}
+	dstView, err := dst.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: CLUSTER NODES on target: %w", desc, err)
+	}
+	if stable, wait := moveReady(srcView, dstView, slots, mv.FromID, mv.ToID); wait != "" {
+		if len(stable) > 0 {
+			if err := setSlots(ctx, dst, stable, "stable", "", ""); err != nil {
+				return fmt.Errorf("%s: SETSLOT STABLE on target: %w", desc, err)
+			}
+		}
+		return waitingError{fmt.Sprintf("%s: %s", desc, wait)}
+	}
 	if err := setSlots(ctx, dst, slots, "importing", mv.FromID, "already the owner"); err != nil {
 		return fmt.Errorf("%s: IMPORTING on target: %w", desc, err)
 	}
@@ -124,4 +140,64 @@ func setSlots(ctx context.Context, c clusterNodeAPI, slots []int, state, id, ben
 		}
 	}
 	return nil
+}
+
+// waitingError is a pass that stopped for something gossip settles by
+// itself within a round or two; it is retried like an error but is not one.
+type waitingError struct{ reason string }
+
+func (w waitingError) Error() string { return "waiting: " + w.reason }
+
+// moveReady says whether slots can move from fromID to toID now, given the
+// source's and the target's CLUSTER NODES. Both must know each other, and
+// the target must see the source (or itself) as the owner of every slot:
+// MIGRATE's RESTORE-ASKING is refused ("CLUSTERDOWN Hash slot not served")
+// by a target that knows no owner, and a target marked IMPORTING ignores
+// the owner that gossip announces. So a target that is importing a slot
+// whose owner it does not know (an IMPORTING set before gossip reached it)
+// gets that slot back to stable; the next pass, after gossip, starts again.
+func moveReady(srcView, dstView []clusterNode, slots []int, fromID, toID string) (stable []int, wait string) {
+	known := func(view []clusterNode, id string) bool {
+		for _, n := range view {
+			if n.ID == id {
+				return !n.has("handshake") && !n.has("noaddr")
+			}
+		}
+		return false
+	}
+	if !known(srcView, toID) {
+		return nil, fmt.Sprintf("the source does not know the target %s yet (cluster gossip)", toID)
+	}
+	if !known(dstView, fromID) {
+		return nil, fmt.Sprintf("the target does not know the source %s yet (cluster gossip)", fromID)
+	}
+	me, _ := myself(dstView)
+	var unowned []int
+	for _, slot := range slots {
+		// The target owning it already: a move that stopped after step 4
+		// reached the target; the rest of the steps finish it.
+		if o := ownerIn(dstView, slot); o == fromID || o == toID {
+			continue
+		}
+		unowned = append(unowned, slot)
+		if me.Importing[slot] != "" {
+			stable = append(stable, slot)
+		}
+	}
+	if len(unowned) == 0 {
+		return nil, ""
+	}
+	return stable, fmt.Sprintf("the target does not see the source as the owner of slots %s yet (cluster gossip)", rangesString(rangesOf(unowned)))
+}
+
+// ownerIn is the node ID that a view says serves slot, or "".
+func ownerIn(view []clusterNode, slot int) string {
+	for _, n := range view {
+		for _, r := range n.Slots {
+			if slot >= r.From && slot <= r.To {
+				return n.ID
+			}
+		}
+	}
+	return ""
 }
