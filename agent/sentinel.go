@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -33,9 +34,9 @@ type sentinelMode struct {
 	setLabel func(ctx context.Context, pod, value string) error
 	// listMasters names the pods that carry the master label.
 	listMasters func(ctx context.Context) ([]string, error)
-	// peersTerminating reports whether every other pod of the StatefulSet
-	// is being deleted (or gone); nil skips the check.
-	peersTerminating func(ctx context.Context) (bool, error)
+	// peerPods reads the other pods of the StatefulSet for the full-restart
+	// check of preStop; nil skips the check.
+	peerPods func(ctx context.Context) (map[int]peerPod, error)
 
 	mu     sync.Mutex
 	status SentinelStatus
@@ -45,10 +46,20 @@ type sentinelMode struct {
 	lastRenew            time.Time
 	label                string // last label written; "" unknown
 	switching            bool   // preStop in progress: the loop keeps hands off
-	saved                replState
-	masterSince          time.Time // local clock when redis-server became master
-	lastFailoverAsk      time.Time
-	ref                  runtime.Object
+	// stopping: preStop paused writes for the rest of this pod's life and
+	// saved the position they stopped at; the loop keeps hands off and the
+	// state file is not rewritten.
+	stopping bool
+	// stateMu orders state file writes, so a pass that read INFO before
+	// the final pause cannot overwrite the final position.
+	stateMu         sync.Mutex
+	saved           replState
+	masterSince     time.Time // local clock when redis-server became master
+	lastFailoverAsk time.Time
+	// sentinelStaleSince: local clock since the local Sentinel names
+	// another pod than the Sentinel majority; zero while it agrees.
+	sentinelStaleSince time.Time
+	ref                runtime.Object
 	// link times the loss of the local replica's master; failoverLost is
 	// that loss once a Sentinel failover made this pod the master of
 	// record, until the master label is written (failoverPending).
@@ -98,7 +109,7 @@ func newSentinelMode(cfg Config, deps Deps) (Mode, error) {
 	}
 	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Password.Get, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
 	m.peerStatus = httpPeerStatus(m.peers, port)
-	m.peersTerminating = func(ctx context.Context) (bool, error) { return allPeersTerminating(ctx, deps.Kube, cfg, pods) }
+	m.peerPods = func(ctx context.Context) (map[int]peerPod, error) { return readPeerPods(ctx, deps.Kube, cfg, pods) }
 	return m, nil
 }
 
@@ -149,7 +160,7 @@ func (m *sentinelMode) Ready(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
-	st, fenced, switching := m.status, m.fenced, m.switching
+	st, fenced, switching, stopping := m.status, m.fenced, m.switching, m.stopping
 	m.mu.Unlock()
 	if r.Loading {
 		return errors.New("redis-server is loading its dataset")
@@ -165,6 +176,8 @@ func (m *sentinelMode) Ready(ctx context.Context) error {
 		return errors.New("master is fenced (writes paused): it can neither renew the Lease nor reach a Sentinel majority")
 	case switching:
 		return errors.New("master is handing over (preStop switchover)")
+	case stopping:
+		return errors.New("master is stopping: preStop paused its writes for the rest of the pod's life")
 	case st.MasterOfRecord != m.cfg.PodName:
 		return fmt.Errorf("redis-server is a master but not the master of record (that is %q, by %s)", st.MasterOfRecord, st.Authority)
 	}
@@ -181,8 +194,9 @@ func (m *sentinelMode) Status(ctx context.Context) any {
 	r, err := m.local.Replication(c)
 	m.mu.Lock()
 	st := m.status
-	// Writes are paused during a switchover too: not writable.
-	st.Fenced = m.fenced || m.switching
+	// Writes are paused during a switchover and once stopping too: not
+	// writable.
+	st.Fenced = m.fenced || m.switching || m.stopping
 	m.mu.Unlock()
 	if err != nil {
 		// Not a candidate for an election while it cannot be read now.
@@ -196,23 +210,44 @@ func (m *sentinelMode) Status(ctx context.Context) any {
 	return st
 }
 
-// allPeersTerminating: every pod but this one has a deletion timestamp or
-// no longer exists.
-func allPeersTerminating(ctx context.Context, kube kubernetes.Interface, cfg Config, pods int) (bool, error) {
+// peerPod is another pod of the StatefulSet as the API server lists it.
+type peerPod struct {
+	UID      types.UID // "" when the pod does not exist
+	Deleting bool      // it has a deletion timestamp
+}
+
+// readPeerPods reads every pod of the StatefulSet but this one.
+func readPeerPods(ctx context.Context, kube kubernetes.Interface, cfg Config, pods int) (map[int]peerPod, error) {
+	out := map[int]peerPod{}
 	for i := 0; i < pods; i++ {
 		if i == cfg.Ordinal() {
 			continue
 		}
 		p, err := kube.CoreV1().Pods(cfg.Namespace).Get(ctx, cfg.PodNameOf(i), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			out[i] = peerPod{}
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("get pod %s (needs RBAC get on pods): %w", cfg.PodNameOf(i), err)
+			return nil, fmt.Errorf("get pod %s (needs RBAC get on pods): %w", cfg.PodNameOf(i), err)
 		}
-		if p.DeletionTimestamp == nil {
-			return false, nil
-		}
+		out[i] = peerPod{UID: p.UID, Deleting: p.DeletionTimestamp != nil}
 	}
-	return true, nil
+	return out, nil
+}
+
+// allPeersStopping: every other pod is being deleted, gone, or already
+// replaced by a new pod (another UID) since first was read — a full
+// restart, in which no replica is left to hand the master role to.
+func allPeersStopping(first, now map[int]peerPod) bool {
+	for i, p := range now {
+		if p.UID == "" || p.Deleting {
+			continue
+		}
+		if f, ok := first[i]; ok && f.UID != "" && f.UID != p.UID {
+			continue
+		}
+		return false
+	}
+	return true
 }

@@ -63,8 +63,15 @@ type sentinelObservation struct {
 	// reports, read in the same case.
 	NamedMasterRole string
 	LocalMasterRole string
-	Lease           leaseView
-	Peers           []nodeState // by ordinal; Peers[Self] is Local
+	// LeaseHolderRole is what the live Lease holder reports itself, read
+	// only without a Sentinel majority when the local Sentinel monitors
+	// nothing (so it is pointed only at a pod that is master).
+	LeaseHolderRole string
+	// LocalSentinelStaleFor is how long the local Sentinel has named
+	// another pod than the Sentinel majority.
+	LocalSentinelStaleFor time.Duration
+	Lease                 leaseView
+	Peers                 []nodeState // by ordinal; Peers[Self] is Local
 	// LocalReplicasOnline counts the replicas a local master streams to;
 	// LocalMasterFor is how long the local redis-server has been master.
 	LocalReplicasOnline int
@@ -149,9 +156,25 @@ func sentinelMajority(views []sentinelView, pods int) (int, bool) {
 	return -1, false
 }
 
+// sentinelStaleAfter is how long the local Sentinel may name another pod
+// than the Sentinel majority before the agent points it at the majority's
+// master: far longer than hello messages (every 2s) take to carry a
+// failover's new configuration to a Sentinel that missed it.
+const sentinelStaleAfter = 15 * time.Second
+
 func followSentinel(o sentinelObservation, p *sentinelPlan) {
 	m := p.Master
 	if o.LocalSentinelMaster == -1 {
+		p.MonitorLocal = m
+	}
+	// A Sentinel pointed at a pod that then lost the master role without a
+	// failover (a stale Lease followed during a full restart, seen on the
+	// e2e cluster) keeps naming it: the majority's hello messages carry
+	// the same config epoch, so they never correct it, and its clients
+	// are sent to a replica. Re-point it once the majority's master
+	// answers as master.
+	majorityMasterAnswers := (m == o.Self && o.Local.Role == roleMaster) || (m != o.Self && o.NamedMasterRole == roleMaster)
+	if o.LocalSentinelMaster >= 0 && o.LocalSentinelMaster != m && o.LocalSentinelStaleFor >= sentinelStaleAfter && majorityMasterAnswers {
 		p.MonitorLocal = m
 	}
 	if m == o.Self {
@@ -256,7 +279,10 @@ func followLease(o sentinelObservation, p *sentinelPlan) {
 		p.Reason = "this pod holds the Lease and no Sentinel majority knows a master"
 		return
 	}
-	if o.LocalSentinelMaster == -1 {
+	// A Lease left by a pod that stopped (a full restart) names a pod that
+	// boots fenced: a Sentinel pointed at it would stay there after the
+	// election picks another.
+	if o.LocalSentinelMaster == -1 && o.LeaseHolderRole == roleMaster {
 		p.MonitorLocal = h
 	}
 	switch {

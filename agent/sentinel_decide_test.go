@@ -139,11 +139,58 @@ func TestDecideSentinelFollow(t *testing.T) {
 			obs: func() sentinelObservation {
 				o := withSentinels(obs3(2, roleReplica), 0, 1, -1)
 				o.Lease = leaseView{Known: true, Holder: 1, Live: true}
+				o.LeaseHolderRole = roleMaster
 				o.LocalMaster = 1
 				o.LocalSentinelMaster = -1
 				return o
 			}(),
 			want: plan(1, authorityLease, func(p *sentinelPlan) { p.MonitorLocal = 1 }),
+		},
+		"StaleLeaseHolderNotMonitored": {
+			reason: "a full restart: the Lease still names a pod that booted fenced; the empty Sentinel is not pointed at a replica it would stay on after the election",
+			obs: func() sentinelObservation {
+				o := obs3(2, roleReplica)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LeaseHolderRole = roleReplica
+				o.LocalMaster = 2
+				return o
+			}(),
+			want: plan(0, authorityLease, func(p *sentinelPlan) { p.ReplicaOf = 0 }),
+		},
+		"StaleLocalSentinelRepointed": {
+			reason: "the local Sentinel has named pod 0, no master, for longer than hello messages take, while the majority names pod 1, which answers as master: it is pointed at pod 1",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 1, 1, 0)
+				o.LocalMaster = 1
+				o.LocalSentinelMaster = 0
+				o.LocalSentinelStaleFor = 20 * time.Second
+				o.NamedMasterRole = roleMaster
+				return o
+			}(),
+			want: plan(1, authoritySentinel, func(p *sentinelPlan) { p.MonitorLocal = 1 }),
+		},
+		"LaggingLocalSentinelLeftToHellos": {
+			reason: "right after a failover the local Sentinel may name the old master for a few seconds: hello messages correct it, the agent does not",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 1, 1, 0)
+				o.LocalMaster = 1
+				o.LocalSentinelMaster = 0
+				o.LocalSentinelStaleFor = 3 * time.Second
+				o.NamedMasterRole = roleMaster
+				return o
+			}(),
+			want: plan(1, authoritySentinel, nil),
+		},
+		"StaleLocalSentinelKeptWhileMajorityMasterSilent": {
+			reason: "the majority's master does not answer as master (a failover in progress): the local Sentinel is not re-pointed",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleReplica), 1, 1, 0)
+				o.LocalMaster = 1
+				o.LocalSentinelMaster = 0
+				o.LocalSentinelStaleFor = 20 * time.Second
+				return o
+			}(),
+			want: plan(1, authoritySentinel, nil),
 		},
 		"FencedBootJoinsMajorityMaster": {
 			reason: "a replica booted fenced (replica of itself) joins the master the majority names; its empty Sentinel is pointed too",
@@ -237,6 +284,7 @@ func TestDecideSentinelFollow(t *testing.T) {
 			obs: func() sentinelObservation {
 				o := obs3(1, roleMaster)
 				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LeaseHolderRole = roleMaster
 				return o
 			}(),
 			want: plan(0, authorityLease, func(p *sentinelPlan) { p.ReplicaOf, p.MonitorLocal = 0, 0 }),

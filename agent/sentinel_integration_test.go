@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestSentinelModeLifecycle drives one three-pod StatefulSet through a cold
@@ -235,6 +236,54 @@ func TestSentinelModeLifecycle(t *testing.T) {
 	})
 
 	runSentinelFaults(t, e)
+
+	// Last: it leaves the master paused for good, as a pod that stops.
+	t.Run("PreStopFullRestartPausesAndSavesFinalPosition", func(t *testing.T) {
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		for _, p := range e.pods {
+			p.mode.peerPods = func(context.Context) (map[int]peerPod, error) {
+				out := map[int]peerPod{}
+				for i := 0; i < envPods; i++ {
+					out[i] = peerPod{UID: types.UID(fmt.Sprint("uid-", i)), Deleting: true}
+				}
+				return out, nil
+			}
+		}
+		w := startWriter(t, e)
+		time.Sleep(500 * time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, e.pods[m].cfg.SwitchoverTimeout)
+		err := e.pods[m].mode.PreStop(pctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("preStop on master pod %d in a full restart: %v", m, err)
+		}
+		res := w.stop()
+		if len(res.ok) == 0 {
+			t.Fatal("the writer wrote nothing before preStop; the check below would prove nothing")
+		}
+		c := e.client(m)
+		defer c.Close()
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err = c.Set(wctx, "after-final-prestop", 1, 0).Err()
+		cancel()
+		if err == nil {
+			t.Errorf("master pod %d accepted a write after its preStop skipped the switchover; want writes paused until it stops", m)
+		}
+		after := e.role(m)
+		// The agent's loop goes on until the pod stops; none of its passes
+		// may replace the final position with one read before the pause.
+		time.Sleep(3 * time.Second)
+		st, ok := loadState(e.pods[m].mode.statePath())
+		if !ok || st.ReplID != after.ReplID || st.Offset < after.Offset || st.Role != roleMaster {
+			t.Errorf("saved position %+v (ok %t), want the master's final one: replid %s offset >= %d", st, ok, after.ReplID, after.Offset)
+		}
+		if r := e.role(m); r.Role != roleMaster {
+			t.Errorf("pod %d after a skipped switchover: %+v, want still master (paused)", m, r)
+		}
+	})
 }
 
 // otherThan returns a pod that is not m.

@@ -110,10 +110,12 @@ func (m *sentinelMode) nextInterval() time.Duration {
 // RunOnce is one pass: observe, decide, act.
 func (m *sentinelMode) RunOnce(ctx context.Context) error {
 	m.mu.Lock()
-	switching := m.switching
+	switching, stopping := m.switching, m.stopping
 	m.mu.Unlock()
-	if switching {
-		return nil // the preStop switchover owns the roles until it returns
+	if switching || stopping {
+		// The preStop switchover owns the roles until it returns; a master
+		// that stops without handing over stays as preStop left it.
+		return nil
 	}
 	o, err := m.observe(ctx)
 	if err != nil {
@@ -214,8 +216,21 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	}
 
 	maj, hasMaj := sentinelMajority(o.Sentinels, o.Pods)
-	if hasMaj && maj != o.Self && o.Local.Role == roleMaster {
+	m.mu.Lock()
+	if hasMaj && o.LocalSentinelMaster >= 0 && o.LocalSentinelMaster != maj {
+		if m.sentinelStaleSince.IsZero() {
+			m.sentinelStaleSince = o.Now
+		}
+		o.LocalSentinelStaleFor = o.Now.Sub(m.sentinelStaleSince)
+	} else {
+		m.sentinelStaleSince = time.Time{}
+	}
+	m.mu.Unlock()
+	if hasMaj && maj != o.Self && (o.Local.Role == roleMaster || o.LocalSentinelStaleFor >= sentinelStaleAfter) {
 		o.NamedMasterRole = m.roleOf(ctx, maj)
+	}
+	if !hasMaj && o.Lease.Known && o.Lease.Live && o.Lease.Holder >= 0 && o.Lease.Holder != o.Self && o.LocalSentinelMaster == -1 {
+		o.LeaseHolderRole = m.roleOf(ctx, o.Lease.Holder)
 	}
 	if hasMaj && o.Local.Role == roleReplica && o.LocalMaster >= 0 && o.LocalMaster != maj && o.LocalMaster != o.Self {
 		o.NamedMasterRole = m.roleOf(ctx, maj)

@@ -26,8 +26,32 @@ func (m *sentinelMode) statePath() string {
 }
 
 // saveState records a live position: never a fenced boot's (replica of
-// itself), whose replid may be a fresh random one.
+// itself), whose replid may be a fresh random one, and nothing after the
+// final position of a stopping master (saveFinalState).
 func (m *sentinelMode) saveState(r replInfo) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	m.mu.Lock()
+	stopping := m.stopping
+	m.mu.Unlock()
+	if !stopping {
+		m.writeState(r)
+	}
+}
+
+// saveFinalState records the position at which preStop paused a stopping
+// master's writes, and keeps every later pass from overwriting it with a
+// position read before the pause.
+func (m *sentinelMode) saveFinalState(r replInfo) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
+	m.writeState(r)
+}
+
+func (m *sentinelMode) writeState(r replInfo) {
 	if r.Role == "" || r.ReplID == "" || (r.Role == roleReplica && m.peers.ordinalOf(r.MasterHost) == m.peers.Self) {
 		return
 	}
