@@ -29,7 +29,12 @@ type fault struct {
 	cluster  bool // applies to cluster mode
 	// quick: part of FAULTS=quick (the CI subset) for that mode.
 	quickSentinel, quickCluster bool
-	inject                      func(ctx context.Context, tg target) error
+	// gracefulSentinel: every pod that stops goes through preStop and
+	// SIGTERM (AOF flushed). In sentinel mode no write answered OK may be
+	// lost then, WAIT 1 or not: the switchover waits for the replicas,
+	// and a full restart elects the master's final position.
+	gracefulSentinel bool
+	inject           func(ctx context.Context, tg target) error
 }
 
 // hold keeps a fault in place for d; ctx ending early is an error so a
@@ -49,7 +54,7 @@ func matrix() []fault {
 			tg.mark("SIGKILL "+tg.master, true)
 			return cluster.KillPod(tg.d.ns, tg.master)
 		}},
-		{name: "delete-master", sentinel: true, cluster: true, quickSentinel: true, quickCluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "delete-master", sentinel: true, cluster: true, quickSentinel: true, quickCluster: true, gracefulSentinel: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("delete "+tg.master, true)
 			return cluster.DeletePod(ctx, tg.d.ns, tg.master)
 		}},
@@ -109,7 +114,7 @@ func matrix() []fault {
 			}
 			return err
 		}},
-		{name: "delete-all-pods", sentinel: true, cluster: true, quickSentinel: true, quickCluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "delete-all-pods", sentinel: true, cluster: true, quickSentinel: true, quickCluster: true, gracefulSentinel: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("delete all pods", true)
 			return cluster.DeleteAllPods(ctx, tg.d.ns, tg.d.sts)
 		}},

@@ -45,8 +45,13 @@ func runMatrix(t *testing.T, d *deployment) {
 			ran = append(ran, f.name)
 			for _, r := range o.rows {
 				t.Logf("%s", r.markdown())
+				if !r.res.LostFrom.IsZero() {
+					t.Logf("%s: lost writes were answered %s to %s (%.2fs to %.2fs after the fault), e.g. %v", r.res.Name,
+						r.res.LostFrom.Format("15:04:05.000"), r.res.LostTo.Format("15:04:05.000"),
+						r.res.LostFrom.Sub(o.faultAt).Seconds(), r.res.LostTo.Sub(o.faultAt).Seconds(), r.res.LostKeys)
+				}
 			}
-			assertTargets(t, o, d)
+			assertTargets(t, o, d, f)
 			if dir := reportDir(t); dir != "" {
 				p := filepath.Join(dir, fmt.Sprintf("timeline-%s-%s.png", d.name, f.name))
 				title := fmt.Sprintf("%s mode, %s (fault at %.1fs)", d.name, f.name, o.faultAt.Sub(o.timeline.Start).Seconds())

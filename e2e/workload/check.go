@@ -25,6 +25,9 @@ type Result struct {
 	// value) after the fault healed; LostKeys names up to ten of them.
 	AckedLost int
 	LostKeys  []string
+	// LostFrom and LostTo span the answers of the lost writes (not for the
+	// counter): when in the run they were acknowledged.
+	LostFrom, LostTo time.Time
 	// PresentUnacked counts writes that were not acknowledged (an error, a
 	// timeout, WAIT 0) but are present: indeterminate writes that landed.
 	// Not an error — a client that retries them must be idempotent.
@@ -99,6 +102,10 @@ func Check(h History, present map[string]string) Result {
 			if len(r.LostKeys) < 10 {
 				r.LostKeys = append(r.LostKeys, o.Key)
 			}
+			if r.LostFrom.IsZero() {
+				r.LostFrom = o.End
+			}
+			r.LostTo = o.End
 		}
 	}
 	end := h.End

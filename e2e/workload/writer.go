@@ -98,7 +98,7 @@ func (w *Writer) set(ctx context.Context, key string, waitMS int64) Op {
 	}
 	var set *redis.StatusCmd
 	var wait *redis.Cmd
-	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, perr := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		set = p.Set(ctx, key, valueFor(key), 0)
 		if w.Mode == ModeWait1 {
 			wait = p.Do(ctx, "WAIT", 1, waitMS)
@@ -108,6 +108,15 @@ func (w *Writer) set(ctx context.Context, key string, waitMS int64) Op {
 	if err := set.Err(); err != nil {
 		op.Err = err.Error()
 		w.refresh(ctx, err)
+		return op
+	}
+	// go-redis leaves the commands without an error of their own when the
+	// connection failed with a Redis error while it was set up (AUTH,
+	// LOADING, a Sentinel's answer): the write was never sent. Only the
+	// server's OK counts.
+	if set.Val() != "OK" {
+		op.Err = fmt.Sprintf("SET was not answered OK (pipeline: %v)", perr)
+		w.refresh(ctx, perr)
 		return op
 	}
 	op.OK = true
