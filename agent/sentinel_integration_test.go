@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -264,26 +265,108 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		if len(res.ok) == 0 {
 			t.Fatal("the writer wrote nothing before preStop; the check below would prove nothing")
 		}
-		c := e.client(m)
-		defer c.Close()
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = c.Set(wctx, "after-final-prestop", 1, 0).Err()
-		cancel()
-		if err == nil {
-			t.Errorf("master pod %d accepted a write after its preStop skipped the switchover; want writes paused until it stops", m)
-		}
-		after := e.role(m)
-		// The agent's loop goes on until the pod stops; none of its passes
-		// may replace the final position with one read before the pause.
-		time.Sleep(3 * time.Second)
-		st, ok := loadState(e.pods[m].mode.statePath())
-		if !ok || st.ReplID != after.ReplID || st.Offset < after.Offset || st.Role != roleMaster {
-			t.Errorf("saved position %+v (ok %t), want the master's final one: replid %s offset >= %d", st, ok, after.ReplID, after.Offset)
-		}
-		if r := e.role(m); r.Role != roleMaster {
-			t.Errorf("pod %d after a skipped switchover: %+v, want still master (paused)", m, r)
-		}
+		checkStoppedMaster(t, e, m)
 	})
+
+	// The race the first check can lose: DeleteCollection deletes the pods
+	// one after another, so the master's preStop may look before the
+	// others are deleted. With the Sentinels frozen no replica is
+	// promoted; the switchover must notice the full restart while it
+	// waits, rather than wait out --switchover-timeout and fail.
+	t.Run("PreStopFindsFullRestartWhileWaiting", func(t *testing.T) {
+		m := -1
+		for i, p := range e.pods {
+			p.mode.mu.Lock()
+			if p.mode.stopping {
+				m = i
+			}
+			p.mode.mu.Unlock()
+		}
+		if m < 0 {
+			t.Fatal("the previous subtest left no stopping master to start again")
+		}
+		// Start the master's agent again, as a new pod would, and lift the
+		// pause the previous preStop left.
+		if err := e.client(m).Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.stopAgent(m)
+		e.startAgent(m)
+		e.waitFor(30*time.Second, "the master answers writes and has two online replicas", func() (bool, string) {
+			err := e.client(m).Set(ctx, "before-second-prestop", 1, 0).Err()
+			r := e.role(m)
+			n := 0
+			for _, rep := range r.Replicas {
+				if rep.State == "online" {
+					n++
+				}
+			}
+			return err == nil && r.Role == roleMaster && n == 2, fmt.Sprintf("set %v, %+v", err, r)
+		})
+		var calls atomic.Int32
+		e.pods[m].mode.peerPods = func(context.Context) (map[int]peerPod, error) {
+			gen := "a"
+			if calls.Add(1) > 1 {
+				gen = "b" // every peer replaced by a new pod since the first look
+			}
+			out := map[int]peerPod{}
+			for i := 0; i < envPods; i++ {
+				if i != m {
+					out[i] = peerPod{UID: types.UID(fmt.Sprintf("%s-%d", gen, i))}
+				}
+			}
+			return out, nil
+		}
+		for _, p := range e.pods {
+			if err := p.sentinel.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer func() {
+			for _, p := range e.pods {
+				_ = p.sentinel.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}()
+		pctx, cancel := context.WithTimeout(ctx, e.pods[m].cfg.SwitchoverTimeout)
+		start := time.Now()
+		err := e.pods[m].mode.PreStop(pctx)
+		cancel()
+		t.Logf("preStop took %s with %d reads of the peer pods", time.Since(start).Round(time.Millisecond), calls.Load())
+		if err != nil {
+			t.Fatalf("preStop on master pod %d: %v; want the full restart found while the switchover waited", m, err)
+		}
+		if calls.Load() < 2 {
+			t.Errorf("preStop read the peer pods %d times; want a second look while it waited", calls.Load())
+		}
+		checkStoppedMaster(t, e, m)
+	})
+}
+
+// checkStoppedMaster: after a preStop that did not hand the role over, pod
+// m is still master, refuses writes, and its saved position is the final
+// one, not overwritten by the agent's later passes.
+func checkStoppedMaster(t *testing.T, e *sentinelEnv, m int) {
+	t.Helper()
+	ctx := context.Background()
+	c := e.client(m)
+	defer c.Close()
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := c.Set(wctx, "after-final-prestop", 1, 0).Err()
+	cancel()
+	if err == nil {
+		t.Errorf("master pod %d accepted a write after a preStop that did not hand over; want writes paused until it stops", m)
+	}
+	after := e.role(m)
+	// The agent's loop goes on until the pod stops; none of its passes
+	// may replace the final position with one read before the pause.
+	time.Sleep(3 * time.Second)
+	st, ok := loadState(e.pods[m].mode.statePath())
+	if !ok || st.ReplID != after.ReplID || st.Offset < after.Offset || st.Role != roleMaster {
+		t.Errorf("saved position %+v (ok %t), want the master's final one: replid %s offset >= %d", st, ok, after.ReplID, after.Offset)
+	}
+	if r := e.role(m); r.Role != roleMaster {
+		t.Errorf("pod %d after preStop: %+v, want still master (paused)", m, r)
+	}
 }
 
 // otherThan returns a pod that is not m.
