@@ -176,7 +176,7 @@ func (m *sentinelMode) fullRestartSkip() {
 // positions: a master that kept acknowledging writes after its last save
 // could lose to a replica whose last save came later but holds less data,
 // and the writes past it would be dropped by the resync (measured on the
-// e2e cluster: up to 6 acknowledged writes lost in a delete-all-pods). The
+// e2e cluster: 1-3 WAIT-1-acknowledged writes lost in a delete-all-pods). The
 // pod stops right after preStop, so the pause costs only a few paused
 // writes that fail when redis-server exits.
 func (m *sentinelMode) stopAsMaster(ctx context.Context) {
