@@ -3,10 +3,12 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/demo"
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -74,13 +76,11 @@ func seedRestart(t *testing.T, ctx context.Context, objs []*unstructured.Unstruc
 		keys[k] = v
 	}
 	// Every write reached a replica before the restart, so a key missing
-	// afterwards was lost by the restart, not by replication lag.
+	// afterwards was lost by the restart, not by replication lag. Right
+	// after a cluster is created by hand a replica may still be in its
+	// first full sync, so this waits for it (a precondition, not a timing).
 	if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		n, err := c.Wait(ctx, 1, 5*time.Second).Result()
-		if err == nil && n < 1 {
-			err = fmt.Errorf("WAIT 1: %d replicas acknowledged", n)
-		}
-		return err
+		return waitReplicaCaughtUp(ctx, c, time.Minute)
 	}); err != nil {
 		cc.Close()
 		t.Fatalf("replicas catching up before the restart: %v", err)
@@ -187,4 +187,51 @@ func TestSeed002WorkedExample(t *testing.T) {
 	for name, r := range results {
 		t.Logf("full restart, 6 pods, 1000 keys, %s: %v", name, r)
 	}
+}
+
+// waitReplicaCaughtUp waits until an online replica of the master behind c
+// has the offset the master had when the wait began.
+func waitReplicaCaughtUp(ctx context.Context, c *redis.Client, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	target := int64(-1)
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil {
+			master, _ := strconv.ParseInt(demo.ParseInfoField(info, "master_repl_offset"), 10, 64)
+			if target < 0 {
+				target = master
+			}
+			if bestReplicaOffset(info) >= target {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no online replica of %s reached offset %d within %s (last: %q, %v)", c.Options().Addr, target, within, info, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// bestReplicaOffset is the highest offset of an online replica in INFO
+// replication (slaveN:ip=...,state=online,offset=N,...); -1 for none.
+func bestReplicaOffset(info string) int64 {
+	best := int64(-1)
+	for _, l := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if !ok || !strings.HasPrefix(k, "slave") || !strings.Contains(v, "state=online") {
+			continue
+		}
+		for _, f := range strings.Split(v, ",") {
+			if n, ok := strings.CutPrefix(f, "offset="); ok {
+				if o, err := strconv.ParseInt(n, 10, 64); err == nil && o > best {
+					best = o
+				}
+			}
+		}
+	}
+	return best
 }
