@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -342,9 +343,19 @@ func elect(o sentinelObservation, p *sentinelPlan) {
 
 // freshest picks the reporting pod with the freshest data (lowest ordinal on
 // ties) and checks that its history contains every other non-empty one: same
-// replid and not behind, or the other's replid is its replid2 from before a
-// failover and the other stopped before the switch. Diverged histories block
-// the election rather than silently dropping writes.
+// replid and not behind, or the other's replid is its replid2, i.e. it was
+// promoted from the other's history.
+//
+// A pod promoted from another's history wins even when the other went on
+// past the switch: that is the old master's tail after a failover (at least
+// Sentinel's hello messages, which reach the replication stream, and any
+// writes it took before it was demoted). Redis itself drops that tail when
+// the old master rejoins (PSYNC refuses an offset past second_repl_offset and
+// a full resync follows); blocking here would instead leave a full restart
+// taken just after a failover without a master until someone deletes data.
+// The tail's size is named in the reason. Histories related by neither —
+// two promotions from one history, or unrelated replids — block the election
+// rather than silently dropping writes.
 func freshest(peers []nodeState) (int, string) {
 	best := -1
 	for i, s := range peers {
@@ -356,26 +367,47 @@ func freshest(peers []nodeState) (int, string) {
 		return -1, "no pod reported"
 	}
 	w := peers[best]
+	var tails []string
 	for i, s := range peers {
 		if i == best || !s.Reported || s.Offset == 0 {
 			continue
 		}
 		sameHistory := s.ReplID == w.ReplID && (s.Offset <= w.Offset || w.Role == roleMaster)
-		beforeSwitch := w.ReplID2 != "" && s.ReplID == w.ReplID2 && s.Offset < w.SecondOffset
-		if !sameHistory && !beforeSwitch {
+		if sameHistory {
+			continue
+		}
+		if !promotedFrom(w, s) {
 			return -1, fmt.Sprintf("pod %d (replid %s offset %d) and pod %d (replid %s offset %d) have diverged histories; pick the pod to keep and delete the other's data", best, w.ReplID, w.Offset, i, s.ReplID, s.Offset)
 		}
+		if s.Offset >= w.SecondOffset {
+			tails = append(tails, fmt.Sprintf("pod %d's %d bytes past the failover at offset %d are dropped as Redis drops them when an old master rejoins", i, s.Offset-w.SecondOffset+1, w.SecondOffset-1))
+		}
 	}
-	return best, fmt.Sprintf("replid %s offset %d", w.ReplID, w.Offset)
+	why := fmt.Sprintf("replid %s offset %d", w.ReplID, w.Offset)
+	if len(tails) > 0 {
+		why += "; " + strings.Join(tails, "; ")
+	}
+	return best, why
 }
 
-// fresher: a running master is the source of its replid's history, so it
-// beats every pod with the same replid whatever the offsets say — its
-// replicas' offsets, read a moment after its own, can be a ping ahead, and
-// on a tie the master must not lose to a lower ordinal. Otherwise the
-// higher offset wins.
+// promotedFrom: a was promoted from b's history (a failover, or an election
+// that promoted it): a's replid2 is b's replid.
+func promotedFrom(a, b nodeState) bool {
+	return a.ReplID2 != "" && a.ReplID2 == b.ReplID
+}
+
+// fresher: a pod promoted from another's history is the newer one whatever
+// the offsets say. A running master is the source of its replid's history,
+// so it beats every pod with the same replid — its replicas' offsets, read a
+// moment after its own, can be a ping ahead, and on a tie the master must
+// not lose to a lower ordinal. Otherwise the higher offset wins.
 func fresher(a, b nodeState) bool {
-	if a.ReplID == b.ReplID && a.Role != b.Role {
+	switch {
+	case promotedFrom(a, b):
+		return true
+	case promotedFrom(b, a):
+		return false
+	case a.ReplID == b.ReplID && a.Role != b.Role:
 		return a.Role == roleMaster
 	}
 	return a.Offset > b.Offset
