@@ -66,6 +66,9 @@ type sentinelMode struct {
 	link            linkWatch
 	failoverLost    time.Time
 	failoverPending bool
+	// blocked: the reason of the blocked election last reported; "" when
+	// the election is not blocked.
+	blocked string
 }
 
 // SentinelStatus is /status in sentinel mode. Peers read Role, ReplID and

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// electionBlocked starts the reason of a plan whose election cannot pick a
+// pod without dropping writes; the agent reports it as a Warning Event.
+const electionBlocked = "election blocked: "
+
 // Roles as the agent names them (Redis says "slave" in INFO; adapters map it).
 const (
 	roleMaster  = "master"
@@ -324,7 +328,7 @@ func elect(o sentinelObservation, p *sentinelPlan) {
 	}
 	w, why := freshest(o.Peers)
 	if w < 0 {
-		p.Reason = "election blocked: " + why
+		p.Reason = electionBlocked + why
 		return
 	}
 	p.Master = w

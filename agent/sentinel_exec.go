@@ -270,6 +270,19 @@ func (m *sentinelMode) record(o sentinelObservation, p sentinelPlan, masterOK bo
 	mt.Fenced.Set(b2f(m.fenced))
 	mt.MasterOfRecord.Set(b2f(m.status.MasterOfRecord == m.cfg.PodName))
 	mt.LeaseHolder.Set(b2f(o.Lease.Holder == o.Self && o.Lease.Known || (p.TakeLease || p.RenewLease) && masterOK))
+	// A blocked election needs a person: say so once per distinct reason,
+	// not only in /status (the pods stay unready without another word).
+	if p.Master < 0 && strings.HasPrefix(p.Reason, electionBlocked) {
+		if m.blocked != p.Reason {
+			m.blocked = p.Reason
+			m.log.Warn().Str("event", "ElectionBlocked").Msg(p.Reason)
+			if m.deps.Events != nil {
+				m.deps.Events.Eventf(m.ref, nil, corev1.EventTypeWarning, "ElectionBlocked", "Elect", "%s", p.Reason)
+			}
+		}
+	} else {
+		m.blocked = ""
+	}
 	if prev != m.status.MasterOfRecord {
 		m.log.Info().Str("master_of_record", m.status.MasterOfRecord).Str("previous", prev).Str("authority", p.Authority).Str("reason", p.Reason).Msg("master of record changed")
 	}

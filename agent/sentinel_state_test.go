@@ -3,10 +3,12 @@ package agent
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -55,5 +57,46 @@ func TestSentinelEffectiveState(t *testing.T) {
 				t.Errorf("%s\neffective(): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// TestSentinelBlockedElectionEvent: a blocked election is a Warning Event
+// once per distinct reason, and again after it was unblocked in between.
+func TestSentinelBlockedElectionEvent(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	m := &sentinelMode{
+		cfg:   Config{Identity: Identity{PodName: "redis-1"}},
+		peers: sentinelPeers{Pods: 3, Self: 1},
+		deps:  Deps{Clock: clocktesting.NewFakeClock(t0), Events: rec, Metrics: NewMetrics("test", ModeSentinel)},
+		log:   zerolog.Nop(),
+	}
+	o := obs3(1, roleReplica)
+	o.LocalMaster = 1 // fenced boot
+	o.Lease = leaseView{Known: true, Holder: -1}
+	diverged := []nodeState{
+		{Reported: true, Role: roleReplica, ReplID: "a", Offset: 10},
+		{Reported: true, Role: roleReplica, ReplID: "b", Offset: 30},
+		{Reported: true, Role: roleReplica, ReplID: "a", Offset: 50},
+	}
+	o.Peers, o.Local = diverged, diverged[1]
+	blocked := decideSentinel(o)
+	if !strings.HasPrefix(blocked.Reason, electionBlocked) {
+		t.Fatalf("diverged peers: plan %s; want a blocked election", blocked)
+	}
+	o.Peers = []nodeState{diverged[0], {Reported: true, Role: roleReplica, ReplID: "a", Offset: 30}, diverged[2]}
+	waiting := decideSentinel(o)
+	if strings.HasPrefix(waiting.Reason, electionBlocked) {
+		t.Fatalf("one history: plan %s; want no blocked election", waiting)
+	}
+	for _, p := range []sentinelPlan{blocked, blocked, blocked, waiting, blocked} {
+		m.record(o, p, false)
+	}
+	var got []string
+	for len(rec.Events) > 0 {
+		got = append(got, <-rec.Events)
+	}
+	want := "Warning ElectionBlocked " + blocked.Reason
+	if len(got) != 2 || got[0] != want || got[1] != want {
+		t.Errorf("events %q; want twice %q", got, want)
 	}
 }
