@@ -3,6 +3,7 @@ package sentinel
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,7 +212,9 @@ func TestDeleteAllPods(t *testing.T) {
 // every other replica gets replica-priority 0 for the failover, then 100.
 func (e *env) makeMaster(ctx context.Context, pod string) {
 	e.t.Helper()
-	cur, _ := e.agreed(ctx)
+	// One sample of agreed() can miss a settled master (a replica's link
+	// a moment down): the master would then get priority 0 too.
+	cur := e.waitMaster(ctx, time.Minute, "")
 	if cur == pod {
 		return
 	}
@@ -227,8 +230,26 @@ func (e *env) makeMaster(ctx context.Context, pod string) {
 		}
 		excluded = append(excluded, c)
 	}
-	s := e.client(e.podIP(ctx, pod), 26379)
+	ip := e.podIP(ctx, pod)
+	s := e.client(ip, 26379)
 	defer s.Close()
+	// The Sentinel asked carries the failover out with the replica
+	// priorities it last read from INFO, every 10 s: in one CI run it
+	// promoted a replica set to 0 a few seconds before. Wait until it
+	// sees them.
+	var last string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen, state := sentinelSeesOnly(ctx, s, pod, e.fqdn(pod), ip)
+		if seen {
+			break
+		}
+		last = state
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the Sentinel of %s did not see the other replicas at replica-priority 0 within 30s: %s", pod, last)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err := s.Do(ctx, "SENTINEL", "FAILOVER", "mymaster").Err(); err != nil {
 		e.t.Fatalf("SENTINEL FAILOVER towards %s: %v", pod, err)
 	}
@@ -240,6 +261,36 @@ func (e *env) makeMaster(ctx context.Context, pod string) {
 			e.t.Fatalf("replica-priority back to 100: %v", err)
 		}
 	}
+}
+
+// sentinelSeesOnly reports whether Sentinel s lists pod (by FQDN or IP) as a
+// replica with a priority above 0 and every other replica at priority 0.
+func sentinelSeesOnly(ctx context.Context, s *redis.Client, pod, fqdn, ip string) (bool, string) {
+	reps, err := s.Do(ctx, "SENTINEL", "REPLICAS", "mymaster").Slice()
+	if err != nil {
+		return false, err.Error()
+	}
+	target := false
+	var state []string
+	for _, r := range reps {
+		kv, _ := r.([]interface{})
+		f := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			f[fmt.Sprint(kv[i])] = fmt.Sprint(kv[i+1])
+		}
+		state = append(state, f["name"]+" priority "+f["slave-priority"])
+		isTarget := strings.HasPrefix(f["name"], fqdn+":") || strings.HasPrefix(f["name"], ip+":")
+		switch {
+		case isTarget && f["slave-priority"] != "0":
+			target = true
+		case !isTarget && f["slave-priority"] != "0":
+			return false, strings.Join(state, ", ")
+		}
+	}
+	if !target {
+		return false, fmt.Sprintf("%s not listed: %s", pod, strings.Join(state, ", "))
+	}
+	return true, strings.Join(state, ", ")
 }
 
 func (e *env) podIP(ctx context.Context, pod string) string {
