@@ -52,7 +52,7 @@ func TestElectionAfterFailoverWithRealRedis(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return nodeState{Reported: true, Role: r.Role, ReplID: r.ReplID, ReplID2: r.ReplID2, Offset: r.Offset, SecondOffset: r.SecondOffset}
+		return reportedState(r)
 	}
 
 	if err := promoted.ReplicaOf(ctx, addr(0), "6379").Err(); err != nil {

@@ -87,11 +87,17 @@ func loadState(path string) (replState, bool) {
 	return st, true
 }
 
+// reportedState is what redis-server's INFO replication says, as an
+// election reads it.
+func reportedState(r replInfo) nodeState {
+	return nodeState{Reported: true, Role: r.Role, ReplID: r.ReplID, ReplID2: r.ReplID2, Offset: r.Offset, SecondOffset: r.SecondOffset}
+}
+
 // effective is the state this pod reports for elections: Redis's own, or
 // during a fenced boot the saved position when Redis lost it (AOF) or has
 // an older one.
 func (m *sentinelMode) effective(r replInfo) nodeState {
-	n := nodeState{Reported: true, Role: r.Role, ReplID: r.ReplID, ReplID2: r.ReplID2, Offset: r.Offset, SecondOffset: r.SecondOffset}
+	n := reportedState(r)
 	if r.Role != roleReplica || m.peers.ordinalOf(r.MasterHost) != m.peers.Self {
 		return n
 	}
