@@ -237,16 +237,14 @@ func (e *env) makeMaster(ctx context.Context, pod string) {
 	// priorities it last read from INFO, every 10 s: in one CI run it
 	// promoted a replica set to 0 a few seconds before. Wait until it
 	// sees them.
-	var last string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		seen, state := sentinelSeesOnly(ctx, s, pod, e.fqdn(pod), ip)
 		if seen {
 			break
 		}
-		last = state
 		if time.Now().After(deadline) {
-			e.t.Fatalf("the Sentinel of %s did not see the other replicas at replica-priority 0 within 30s: %s", pod, last)
+			e.t.Fatalf("the Sentinel of %s did not see the other replicas at replica-priority 0 within 30s: %s", pod, state)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
