@@ -69,12 +69,7 @@ func agentTarget(repoRoot, tag string) (target, error) {
 			if err != nil {
 				return "", caMissing(err)
 			}
-			k := newKey("agent")
-			k.add("tag", tag)
-			k.add("source", src)
-			k.add("go", gover, runtime.GOARCH)
-			k.add("ca", ca)
-			return k.String(), nil
+			return agentKey(tag, src, gover, runtime.GOARCH, ca), nil
 		},
 		build: func(ctx context.Context, work string, log io.Writer) (v1.Image, error) {
 			bin := filepath.Join(work, "redis-ha-agent")
@@ -97,6 +92,18 @@ func agentTarget(repoRoot, tag string) (target, error) {
 			return agentImage(b, ca)
 		},
 	}, nil
+}
+
+// agentKey hashes the agent image's inputs: its tag (stamped into the
+// binary), the hash of the root module's sources, the Go toolchain and
+// architecture, and the hash of the CA bundle copied in.
+func agentKey(tag, sourceHash, goVersion, goarch, caHash string) string {
+	k := newKey("agent")
+	k.add("tag", tag)
+	k.add("source", sourceHash)
+	k.add("go", goVersion, goarch)
+	k.add("ca", caHash)
+	return k.String()
 }
 
 // agentImage is the agent binary on a minimal nonroot base like

@@ -187,20 +187,28 @@ func (d debianImage) target(debCache string) target {
 			if err != nil {
 				return "", err
 			}
-			k := newKey("debian")
-			k.add("ref", d.ref)
-			k.add("mmdebstrap", ver)
-			k.add("args", d.mmdebstrapArgs()...)
-			k.add("sources", d.apt...)
-			k.add("server", d.server, d.version)
-			c := d.config()
-			k.add("config", fmt.Sprint(c.Cmd, c.Env, c.WorkingDir, c.ExposedPorts, c.Volumes, c.Labels))
-			return k.String(), nil
+			return d.key(ver), nil
 		},
 		build: func(ctx context.Context, work string, log io.Writer) (v1.Image, error) {
 			return d.build(ctx, work, debCache, log)
 		},
 	}
+}
+
+// key hashes everything the image is made of: the mmdebstrap command line
+// (suite, packages, hooks), the sources, mmdebstrap's version, the version
+// the tag names and the image config. What the mirror serves is not in it:
+// a Debian update reaches a cached image only when something else changes.
+func (d debianImage) key(mmdebstrapVersion string) string {
+	k := newKey("debian")
+	k.add("ref", d.ref)
+	k.add("mmdebstrap", mmdebstrapVersion)
+	k.add("args", d.mmdebstrapArgs()...)
+	k.add("sources", d.apt...)
+	k.add("server", d.server, d.version)
+	c := d.config()
+	k.add("config", fmt.Sprint(c.Cmd, c.Env, c.WorkingDir, c.ExposedPorts, c.Volumes, c.Labels))
+	return k.String()
 }
 
 func (d debianImage) build(ctx context.Context, work, debCache string, log io.Writer) (v1.Image, error) {

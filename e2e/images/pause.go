@@ -46,11 +46,7 @@ func pauseTarget() target {
 			if err != nil {
 				return "", err
 			}
-			k := newKey("pause")
-			k.add("source", srcHash)
-			k.add("cflags", pauseCFlags()...)
-			k.add("gcc", cc...)
-			return k.String(), nil
+			return pauseKey(srcHash, cc), nil
 		},
 		build: func(ctx context.Context, work string, log io.Writer) (v1.Image, error) {
 			src, err := pauseSource(ctx)
@@ -70,6 +66,16 @@ func pauseTarget() target {
 			return pauseImage(b)
 		},
 	}
+}
+
+// pauseKey hashes the pause image's inputs: pause.c, the flags, and the
+// compiler and static libc that go into the binary.
+func pauseKey(sourceHash string, gcc []string) string {
+	k := newKey("pause")
+	k.add("source", sourceHash)
+	k.add("cflags", pauseCFlags()...)
+	k.add("gcc", gcc...)
+	return k.String()
 }
 
 // pauseImage is upstream's: FROM scratch, /pause, USER 65535:65535.
