@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control-plane binaries the local cluster runs (and a
-# kubectl of the same version, so CI needs no separate client), from
-# their upstream Go modules, into a cache directory keyed by version. A second
-# run with the binaries present does nothing.
+# Builds the Kubernetes binaries the local cluster runs — the control plane,
+# the kubelet of every node, and a kubectl of the same version, so CI needs no
+# separate client — plus CoreDNS and the CNI plugins the nodes' containerd
+# calls (bridge, host-local, loopback, portmap), from their upstream Go
+# modules, into a cache directory keyed by version. A second run with the
+# binaries present does nothing. Progress goes to stderr, one line per binary.
 #
 # Usage: build-k8s.sh [CACHE_DIR]   (prints the bin directory)
 set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.10.0}
+CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
+cni_plugins=(bridge host-local loopback portmap)
 cache=${1:-${REDIS_HA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/redis-ha-agent-e2e}}
 bin="$cache/k8s-$K8S_VERSION-coredns-$COREDNS_VERSION/bin"
-want=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl coredns)
+want=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl coredns crictl)
+for p in "${cni_plugins[@]}"; do want+=("cni-$CNI_PLUGINS_VERSION/$p"); done
 missing=()
 for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -eq 0 ]; then echo "$bin"; exit 0; fi
@@ -38,7 +44,7 @@ staging_version="v0${K8S_VERSION#v1}"
 cd "$mod"
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 for b in "${missing[@]}"; do
-  [ "$b" = coredns ] && continue
+  case $b in coredns|crictl|cni-*) continue ;; esac
   echo "building $b $K8S_VERSION" >&2
   start=$(date +%s)
   go get "k8s.io/kubernetes/cmd/$b@$K8S_VERSION" >&2
@@ -51,5 +57,30 @@ if [ ! -x "$bin/coredns" ]; then
   start=$(date +%s)
   GOBIN="$bin" go install "github.com/coredns/coredns@$COREDNS_VERSION" >&2
   echo "built coredns in $(( $(date +%s) - start ))s" >&2
+fi
+if [ ! -x "$bin/crictl" ]; then
+  echo "building crictl $CRI_TOOLS_VERSION" >&2
+  start=$(date +%s)
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" >&2
+  echo "built crictl in $(( $(date +%s) - start ))s" >&2
+fi
+if [ ! -x "$bin/cni-$CNI_PLUGINS_VERSION/portmap" ] || [ ! -x "$bin/cni-$CNI_PLUGINS_VERSION/bridge" ] || [ ! -x "$bin/cni-$CNI_PLUGINS_VERSION/host-local" ] || [ ! -x "$bin/cni-$CNI_PLUGINS_VERSION/loopback" ]; then
+  echo "building CNI plugins $CNI_PLUGINS_VERSION (${cni_plugins[*]})" >&2
+  start=$(date +%s)
+  cnimod="$cache/cni-$CNI_PLUGINS_VERSION-mod"
+  mkdir -p "$cnimod" "$bin/cni-$CNI_PLUGINS_VERSION"
+  printf 'module localkube/cnibuild\n\ngo 1.24\n' > "$cnimod/go.mod"
+  (
+    cd "$cnimod"
+    go get "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION" >&2
+    for p in "${cni_plugins[@]}"; do
+      dir=main
+      [ "$p" = host-local ] && dir=ipam
+      [ "$p" = portmap ] && dir=meta
+      go build -trimpath -ldflags "-s -w" -o "$bin/cni-$CNI_PLUGINS_VERSION/$p.tmp" "github.com/containernetworking/plugins/plugins/$dir/$p" >&2
+      mv "$bin/cni-$CNI_PLUGINS_VERSION/$p.tmp" "$bin/cni-$CNI_PLUGINS_VERSION/$p"
+    done
+  )
+  echo "built CNI plugins in $(( $(date +%s) - start ))s" >&2
 fi
 echo "$bin"

@@ -11,17 +11,19 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v dig >/dev/null || need+=(dnsutils)
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
     exit 1
   fi
   echo "installing ${need[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # Debian starts the packaged services; the tests run their own instances.
-for s in redis-server redis-sentinel etcd; do
+for s in redis-server redis-sentinel etcd containerd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$s" 2>/dev/null; then
     systemctl stop "$s" || true
   fi

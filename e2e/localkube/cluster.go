@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/images"
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/kubelet"
 )
 
@@ -57,6 +58,14 @@ type Cluster struct {
 	bgErrs   chan error
 
 	nodes *kubelet.Kubelet
+
+	// Real nodes (Options.NodeRuntime RuntimeKubelet): the images built
+	// during Up and loaded into every node, and the aliases tagged there.
+	realNodes    []*realNode
+	images       []images.Image
+	imageAliases map[string]string
+	imagesDone   chan struct{}
+	imagesErr    error
 
 	downOnce sync.Once
 	downErr  error
@@ -119,6 +128,9 @@ func (c *Cluster) up(ctx context.Context) error {
 		return err
 	}
 	c.phase("build control plane", t)
+	if c.opts.NodeRuntime == RuntimeKubelet {
+		c.buildImages(ctx)
+	}
 
 	t = time.Now()
 	c.spawn = newSpawner()
@@ -129,12 +141,12 @@ func (c *Cluster) up(ctx context.Context) error {
 	}
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(gatewayIP), net.ParseIP(kubernetesSvc)}
 	names := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + clusterDomain}
-	p, err := newPKI(filepath.Join(c.stateDir, "pki"), ips, names)
+	p, err := newPKI(filepath.Join(c.stateDir, "pki"), ips, names, c.opts.Nodes)
 	if err != nil {
 		return err
 	}
 	inside := fmt.Sprintf("https://127.0.0.1:%d", apiServerPort)
-	for _, id := range clientIdentities() {
+	for _, id := range clientIdentities(c.opts.Nodes) {
 		if err := writeKubeconfig(componentKubeconfig(c.stateDir, id.file), inside, p, id.file); err != nil {
 			return err
 		}
@@ -190,7 +202,16 @@ func (c *Cluster) up(ctx context.Context) error {
 		return err
 	}
 	c.phase("agent build (overlapped)", t2)
-	if err := c.startNodes(bgCtx); err != nil {
+	if c.opts.NodeRuntime == RuntimeKubelet {
+		t3 := time.Now()
+		if err := c.waitImages(ctx); err != nil {
+			return err
+		}
+		c.phase("images (overlapped)", t3)
+		if err := c.startRealNodes(ctx); err != nil {
+			return err
+		}
+	} else if err := c.startNodes(bgCtx); err != nil {
 		return err
 	}
 	if err := c.waitDNS(ctx); err != nil {
@@ -292,6 +313,14 @@ func (c *Cluster) down(ctx context.Context) error {
 		// A failed Up must not leave a go build running.
 		c.cancelAgent()
 		<-c.agentDone
+	}
+	if c.imagesDone != nil {
+		<-c.imagesDone
+	}
+	if len(c.realNodes) > 0 {
+		if err := c.stopRealNodes(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.bgCancel != nil {
 		c.bgCancel()

@@ -84,6 +84,10 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--disable-admission-plugins=TaintNodesByCondition",
 			"--cert-dir=" + filepath.Join(c.stateDir, "apiserver"),
 			"--profiling=false",
+			// logs, exec and port-forward go through the kubelets.
+			"--kubelet-client-certificate=" + pk("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key=" + pk("apiserver-kubelet-client.key"),
+			"--kubelet-preferred-address-types=InternalIP",
 		}, nil
 	case compController:
 		return filepath.Join(c.binDir, name), []string{

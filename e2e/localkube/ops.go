@@ -10,9 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// real tells whether the nodes are kubelets on containerd.
+func (c *Cluster) real() bool { return c.opts.NodeRuntime == RuntimeKubelet }
 
 // The pod-level operations below take namespace and pod name, the way the
 // CLI and tests think about pods. Process faults go to the node agent;
@@ -42,37 +46,75 @@ func (c *Cluster) netFault(ctx context.Context, ns, pod string, fn func(uid stri
 
 // Partition cuts the pod off from every other address (see Network.Partition).
 func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
+	if c.real() {
+		return c.realNetFault(ctx, ns, pod, partitionRules(), true)
+	}
 	return c.netFault(ctx, ns, pod, c.Network.Partition)
 }
 
 // Heal undoes Partition.
 func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
+	if c.real() {
+		return c.realNetFault(ctx, ns, pod, partitionRules(), false)
+	}
 	return c.netFault(ctx, ns, pod, c.Network.Heal)
 }
 
 // CutAPI drops the pod's traffic to the API server.
 func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
+	if c.real() {
+		return c.realNetFault(ctx, ns, pod, cutAPIRules(), true)
+	}
 	return c.netFault(ctx, ns, pod, c.Network.CutAPI)
 }
 
 // RestoreAPI undoes CutAPI.
 func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
+	if c.real() {
+		return c.realNetFault(ctx, ns, pod, cutAPIRules(), false)
+	}
 	return c.netFault(ctx, ns, pod, c.Network.RestoreAPI)
 }
 
 // KillContainer SIGKILLs one container; it restarts per restartPolicy.
 func (c *Cluster) KillContainer(ns, pod, container string) error {
+	if c.real() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return c.realKillContainer(ctx, ns, pod, container)
+	}
 	return c.nodes.KillContainer(ns, pod, container)
 }
 
 // KillPod SIGKILLs every process of the pod, without preStop hooks.
-func (c *Cluster) KillPod(ns, pod string) error { return c.nodes.KillPod(ns, pod) }
+func (c *Cluster) KillPod(ns, pod string) error {
+	if c.real() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return c.realKillPod(ctx, ns, pod)
+	}
+	return c.nodes.KillPod(ns, pod)
+}
 
 // Freeze SIGSTOPs every process of the pod; Thaw resumes them.
-func (c *Cluster) Freeze(ns, pod string) error { return c.nodes.Freeze(ns, pod) }
+func (c *Cluster) Freeze(ns, pod string) error {
+	if c.real() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return c.realFreeze(ctx, ns, pod, "FROZEN")
+	}
+	return c.nodes.Freeze(ns, pod)
+}
 
 // Thaw resumes a frozen pod.
-func (c *Cluster) Thaw(ns, pod string) error { return c.nodes.Thaw(ns, pod) }
+func (c *Cluster) Thaw(ns, pod string) error {
+	if c.real() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return c.realFreeze(ctx, ns, pod, "THAWED")
+	}
+	return c.nodes.Thaw(ns, pod)
+}
 
 // Exec runs cmd in a container of the pod (network, mount and UTS namespaces,
 // environment). An empty container means the pod's first container.
@@ -83,6 +125,9 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []str
 			return fmt.Errorf("find pod %s/%s to pick its first container: %w", ns, pod, err)
 		}
 		container = p.Spec.Containers[0].Name
+	}
+	if c.real() {
+		return c.realExec(ctx, ns, pod, container, cmd, stdout, stderr)
 	}
 	return c.nodes.Exec(ctx, ns, pod, container, cmd, stdout, stderr)
 }

@@ -41,6 +41,14 @@ type Options struct {
 	NodeLabels map[string]map[string]string
 	// Log receives progress and component errors. Zero value: discarded.
 	Log zerolog.Logger
+	// NodeRuntime is RuntimeKubelet (the upstream kubelet on containerd,
+	// running the images built by e2e/images) or RuntimeAgent (the
+	// process-based node agent). Empty: $LOCALKUBE_NODE_RUNTIME, else
+	// RuntimeAgent.
+	NodeRuntime string
+	// ImageCacheDir is where e2e/images keeps built images. Empty: its
+	// default (under the same cache root as the Kubernetes binaries).
+	ImageCacheDir string
 	// OnPhase, if set, is called as each phase of Up completes.
 	OnPhase func(Phase)
 }
@@ -63,6 +71,16 @@ func (o *Options) setDefaults() error {
 			return errors.New("etcd not found on PATH: install Debian's etcd-server (e2e/hack/install-deps.sh) or set Options.EtcdBinary")
 		}
 		o.EtcdBinary = p
+	}
+	if o.NodeRuntime == "" {
+		o.NodeRuntime = os.Getenv("LOCALKUBE_NODE_RUNTIME")
+	}
+	switch o.NodeRuntime {
+	case "":
+		o.NodeRuntime = RuntimeAgent
+	case RuntimeAgent, RuntimeKubelet:
+	default:
+		return fmt.Errorf("node runtime %q (Options.NodeRuntime or $LOCALKUBE_NODE_RUNTIME): want %q or %q", o.NodeRuntime, RuntimeKubelet, RuntimeAgent)
 	}
 	if len(o.Nodes) == 0 {
 		o.Nodes = []string{"node-a", "node-b", "node-c"}

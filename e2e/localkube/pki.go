@@ -36,17 +36,27 @@ type clientIdentity struct {
 // controller manager, scheduler and kube-proxy get the identities the default
 // RBAC policy already grants their permissions to; CoreDNS and the harness
 // itself act as cluster admins because there is no bootstrap role for them.
-func clientIdentities() []clientIdentity {
-	return []clientIdentity{
+//
+// Each node's kubelet is system:node:<name> in system:nodes, which the Node
+// authorizer and NodeRestriction admission expect; the API server calls the
+// kubelets (logs, exec, port-forward) as kube-apiserver-kubelet-client.
+func clientIdentities(nodes []string) []clientIdentity {
+	ids := []clientIdentity{
+		{file: "apiserver-kubelet-client", user: "kube-apiserver-kubelet-client", groups: []string{"system:masters"}},
+	}
+	for _, n := range nodes {
+		ids = append(ids, clientIdentity{file: "node-" + n, user: "system:node:" + n, groups: []string{"system:nodes"}})
+	}
+	return append(ids, []clientIdentity{
 		{file: "admin", user: "localkube-admin", groups: []string{"system:masters"}},
 		{file: "controller-manager", user: "system:kube-controller-manager"},
 		{file: "scheduler", user: "system:kube-scheduler"},
 		{file: "kube-proxy", user: "system:kube-proxy"},
 		{file: "coredns", user: "system:coredns", groups: []string{"system:masters"}},
-	}
+	}...)
 }
 
-func newPKI(dir string, serverIPs []net.IP, serverNames []string) (*pki, error) {
+func newPKI(dir string, serverIPs []net.IP, serverNames []string, nodes []string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create PKI directory %s: %w", dir, err)
 	}
@@ -79,7 +89,7 @@ func newPKI(dir string, serverIPs []net.IP, serverNames []string) (*pki, error) 
 	if err := p.issue("apiserver", pkix.Name{CommonName: "kube-apiserver"}, serverIPs, serverNames, x509.ExtKeyUsageServerAuth); err != nil {
 		return nil, err
 	}
-	for _, id := range clientIdentities() {
+	for _, id := range clientIdentities(nodes) {
 		if err := p.issue(id.file, pkix.Name{CommonName: id.user, Organization: id.groups}, nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
 			return nil, err
 		}

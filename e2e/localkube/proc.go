@@ -58,12 +58,25 @@ type process struct {
 // into bin so the pid is the component's), with stdout and stderr appended to
 // logPath.
 func (s *spawner) start(name string, ns namespace, logPath, bin string, args ...string) (*process, error) {
+	return s.startCmd(name, logPath, bin, args, "ip", append([]string{"netns", "exec", ns.name, bin}, args...)...)
+}
+
+// startNetOnly runs bin in the namespace's network only (nsenter --net), in
+// the host's mount namespace: containerd and the kubelet mount container
+// root filesystems, volumes and cgroups that other processes (runc shims,
+// the harness) must see, which `ip netns exec`'s private mount namespace and
+// fresh /sys would hide.
+func (s *spawner) startNetOnly(name string, ns namespace, logPath, bin string, args ...string) (*process, error) {
+	return s.startCmd(name, logPath, bin, args, "nsenter", append([]string{"--net=" + ns.path(), "--", bin}, args...)...)
+}
+
+func (s *spawner) startCmd(name, logPath, bin string, args []string, launcher string, launcherArgs ...string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log for %s: %w", name, err)
 	}
 	fmt.Fprintf(logFile, "==== %s localkube: starting %s %v\n", time.Now().Format(time.RFC3339Nano), bin, args)
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.name, bin}, args...)...)
+	cmd := exec.Command(launcher, launcherArgs...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

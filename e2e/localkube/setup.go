@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/images"
 )
 
 // prepareStateDir clears what a previous run of this state dir left (no run
@@ -22,7 +24,7 @@ func (c *Cluster) prepareStateDir() error {
 			return fmt.Errorf("clear previous run's log: %w", err)
 		}
 	}
-	for _, sub := range []string{"pki", "etcd", "apiserver", "kubelet"} {
+	for _, sub := range []string{"pki", "etcd", "apiserver", "kubelet", "nodes"} {
 		if err := os.RemoveAll(filepath.Join(c.stateDir, sub)); err != nil {
 			return fmt.Errorf("clear previous run's %s: %w", filepath.Join(c.stateDir, sub), err)
 		}
@@ -60,7 +62,11 @@ func (c *Cluster) build(ctx context.Context) error {
 		}
 		c.binDir = dir
 	}
-	for _, name := range []string{compAPIServer, compController, compScheduler, compCoreDNS, compKubeProxy} {
+	want := []string{compAPIServer, compController, compScheduler, compCoreDNS, compKubeProxy}
+	if c.opts.NodeRuntime == RuntimeKubelet {
+		want = append(want, "kubelet", "crictl")
+	}
+	for _, name := range want {
 		if _, err := os.Stat(filepath.Join(c.binDir, name)); err != nil {
 			return fmt.Errorf("control-plane binary %s missing in bin dir %s: fix the bin dir or leave it empty so e2e/hack/build-k8s.sh builds it: %w", name, c.binDir, err)
 		}
@@ -72,6 +78,42 @@ func (c *Cluster) waitAgent(ctx context.Context) error {
 	select {
 	case <-c.agentDone:
 		return c.agentErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// buildImages builds (or finds cached) the images real nodes run, in the
+// background while the control plane starts; waitImages collects them.
+func (c *Cluster) buildImages(ctx context.Context) {
+	c.imagesDone = make(chan struct{})
+	go func() {
+		defer close(c.imagesDone)
+		c.images, c.imagesErr = images.Build(ctx, images.Options{
+			CacheDir: c.opts.ImageCacheDir,
+			RepoRoot: c.opts.RepoRoot,
+			Log:      c.log.With().Str("component", "images").Logger(),
+		})
+		if c.imagesErr != nil {
+			return
+		}
+		// Tag the stand-ins under the names that can't be built here, and
+		// say so: a substitution is never silent.
+		c.imageAliases = map[string]string{}
+		for alias, target := range images.Aliases() {
+			c.imageAliases[alias] = target
+			c.log.Info().Str("image", alias).Str("runs", target).Msg("image alias: this name runs a stand-in built here")
+		}
+	}()
+}
+
+func (c *Cluster) waitImages(ctx context.Context) error {
+	select {
+	case <-c.imagesDone:
+		if c.imagesErr != nil {
+			return fmt.Errorf("build images: %w", c.imagesErr)
+		}
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}

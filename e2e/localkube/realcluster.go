@@ -1,0 +1,234 @@
+package localkube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// startRealNodes starts, for every node, containerd, loads the images into
+// it, then starts the kubelet. Nodes start in parallel.
+func (c *Cluster) startRealNodes(ctx context.Context) error {
+	cniBin := filepath.Join(c.binDir, "cni-"+cniPluginsVersion)
+	for _, b := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		if _, err := os.Stat(filepath.Join(cniBin, b)); err != nil {
+			return fmt.Errorf("CNI plugin %s missing in %s: run e2e/hack/build-k8s.sh", b, cniBin)
+		}
+	}
+	for _, tool := range []string{"containerd", "ctr", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found on PATH: install Debian's containerd and runc (bash e2e/hack/install-deps.sh)", tool)
+		}
+	}
+	caFile := filepath.Join(c.stateDir, "pki", "ca.crt")
+	g, gctx := errgroup.WithContext(ctx)
+	for i, name := range c.opts.Nodes {
+		n := &realNode{name: name, index: i, dir: filepath.Join(c.stateDir, "nodes", name), runID: c.RunID}
+		c.realNodes = append(c.realNodes, n)
+		g.Go(func() error {
+			if err := n.writeFiles(cniBin, caFile); err != nil {
+				return err
+			}
+			if err := n.makeCgroupRoot(); err != nil {
+				return err
+			}
+			if err := c.startContainerd(gctx, n); err != nil {
+				return err
+			}
+			if err := c.loadImages(gctx, n); err != nil {
+				return err
+			}
+			return c.startKubelet(n)
+		})
+	}
+	return g.Wait()
+}
+
+func (c *Cluster) startContainerd(ctx context.Context, n *realNode) error {
+	p, err := c.spawn.startNetOnly(n.name+"-containerd", c.Network.cluster, filepath.Join(c.stateDir, "logs", n.name+"-containerd.log"),
+		"containerd", "--config", filepath.Join(n.dir, "containerd", "config.toml"))
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.containerd = p
+	n.mu.Unlock()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := c.ctr(ctx, n, "version"); err == nil {
+			return nil
+		}
+		if p.exited() {
+			return fmt.Errorf("node %s: containerd exited (%v); see %s", n.name, p.exitError(), filepath.Join(c.stateDir, "logs", n.name+"-containerd.log"))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: containerd did not answer on %s within a minute; see its log", n.name, n.sock())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) startKubelet(n *realNode) error {
+	args := []string{
+		"--config=" + filepath.Join(n.dir, "kubelet-config.yaml"),
+		"--kubeconfig=" + componentKubeconfig(c.stateDir, "node-"+n.name),
+		"--hostname-override=" + n.name,
+		"--node-ip=" + gatewayIP,
+		"--root-dir=" + filepath.Join(n.dir, "kubelet"),
+		"--cert-dir=" + filepath.Join(n.dir, "pki"),
+		"--v=1",
+	}
+	if l := c.opts.NodeLabels[n.name]; len(l) > 0 {
+		args = append(args, "--node-labels="+nodeLabelsFlag(l))
+	}
+	p, err := c.spawn.startNetOnly(n.name+"-kubelet", c.Network.cluster, filepath.Join(c.stateDir, "logs", n.name+"-kubelet.log"),
+		filepath.Join(c.binDir, "kubelet"), args...)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.kubelet = p
+	n.mu.Unlock()
+	return nil
+}
+
+// loadImages imports every image tarball into the node's containerd under
+// its name (the k8s.io namespace is the CRI plugin's), then tags the
+// aliases, so pods run without a pull.
+func (c *Cluster) loadImages(ctx context.Context, n *realNode) error {
+	for _, img := range c.images {
+		if _, err := c.ctr(ctx, n, "-n", "k8s.io", "images", "import", img.Tar); err != nil {
+			return fmt.Errorf("node %s: import image %s from %s: %w", n.name, img.Ref, img.Tar, err)
+		}
+	}
+	for alias, target := range c.imageAliases {
+		if _, err := c.ctr(ctx, n, "-n", "k8s.io", "images", "tag", "--force", target, alias); err != nil {
+			return fmt.Errorf("node %s: tag %s as %s: %w", n.name, target, alias, err)
+		}
+	}
+	return nil
+}
+
+// ctr runs containerd's own client against a node's containerd.
+func (c *Cluster) ctr(ctx context.Context, n *realNode, args ...string) (string, error) {
+	return runOut(ctx, "ctr", append([]string{"--address", n.sock()}, args...)...)
+}
+
+// crictl runs the CRI client (the tool node operators use) against a node.
+func (c *Cluster) crictl(ctx context.Context, n *realNode, args ...string) (string, error) {
+	return runOut(ctx, filepath.Join(c.binDir, "crictl"), append([]string{"--runtime-endpoint", n.endpoint(), "--timeout", "20s"}, args...)...)
+}
+
+func runOut(ctx context.Context, name string, args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// stopRealNodes stops every kubelet, removes every pod sandbox through the
+// CRI (so CNI releases addresses and deletes the pods' network namespaces),
+// stops containerd, then removes what a dead shim could leave: runc
+// containers, mounts and the nodes' cgroups.
+func (c *Cluster) stopRealNodes(ctx context.Context) error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range c.realNodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.stopRealNode(ctx, n, true); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if c.RunID != "" {
+		if err := removeCgroups(c.RunID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopRealNode stops the node's kubelet and containerd. With removePods it
+// first removes every pod sandbox (teardown); without, the containers keep
+// running as on a node whose kubelet died (stop-node).
+func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool) error {
+	var errs []error
+	n.mu.Lock()
+	kl, cd := n.kubelet, n.containerd
+	n.mu.Unlock()
+	if kl != nil {
+		if err := kl.stop(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if removePods && cd != nil && !cd.exited() {
+		if _, err := c.crictl(ctx, n, "rmp", "--all", "--force"); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: remove pods: %w", n.name, err))
+		}
+	}
+	if cd != nil {
+		if err := cd.stop(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if removePods {
+		if err := killRuncContainers(ctx, n.runcRoot()); err != nil {
+			errs = append(errs, err)
+		}
+		if err := unmountUnder(n.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killRuncContainers SIGKILLs and deletes every container runc knows under
+// root (every namespace directory below it): what is left when containerd
+// died before it could stop its shims.
+func killRuncContainers(ctx context.Context, root string) error {
+	dirs, _ := os.ReadDir(root)
+	var errs []error
+	for _, d := range dirs {
+		r := filepath.Join(root, d.Name())
+		out, err := runOut(ctx, "runc", "--root", r, "list", "--format", "json")
+		if err != nil {
+			continue
+		}
+		var list []struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal([]byte(out), &list) != nil {
+			continue
+		}
+		for _, ct := range list {
+			_, _ = runOut(ctx, "runc", "--root", r, "kill", ct.ID, "KILL")
+			if _, err := runOut(ctx, "runc", "--root", r, "delete", "--force", ct.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
