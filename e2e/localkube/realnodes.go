@@ -51,12 +51,14 @@ type realNode struct {
 	stopped    bool // stop-node: kubelet and containerd are down on purpose
 }
 
-func (n *realNode) sock() string           { return filepath.Join(n.dir, "containerd", "containerd.sock") }
-func (n *realNode) endpoint() string       { return "unix://" + n.sock() }
-func (n *realNode) kubeletPort() int       { return kubeletPortBase + n.index }
-func (n *realNode) healthzPort() int       { return kubeletHealthzPortBase + n.index }
-func (n *realNode) runcRoot() string       { return filepath.Join(n.dir, "runc") }
-func (n *realNode) logPath(c string) string { return filepath.Join(n.dir, "..", "..", "logs", n.name+"-"+c+".log") }
+func (n *realNode) sock() string     { return filepath.Join(n.dir, "containerd", "containerd.sock") }
+func (n *realNode) endpoint() string { return "unix://" + n.sock() }
+func (n *realNode) kubeletPort() int { return kubeletPortBase + n.index }
+func (n *realNode) healthzPort() int { return kubeletHealthzPortBase + n.index }
+func (n *realNode) runcRoot() string { return filepath.Join(n.dir, "runc") }
+func (n *realNode) logPath(c string) string {
+	return filepath.Join(n.dir, "..", "..", "logs", n.name+"-"+c+".log")
+}
 
 // cgroupRoot is the node's own subtree in every cgroup hierarchy (the
 // kubelet's cgroupRoot): kubepods and each pod's cgroups live below it, so
@@ -293,7 +295,7 @@ func (n *realNode) writeFiles(cniBin, caFile string) error {
 		return err
 	}
 	files := map[string][]byte{
-		filepath.Join(n.dir, "containerd", "config.toml"): []byte(n.containerdConfig(cniBin)),
+		filepath.Join(n.dir, "containerd", "config.toml"):    []byte(n.containerdConfig(cniBin)),
 		filepath.Join(n.dir, "cni", "10-localkube.conflist"): cni,
 		filepath.Join(n.dir, "kubelet-config.yaml"):          []byte(n.kubeletConfig(caFile)),
 	}
@@ -304,4 +306,3 @@ func (n *realNode) writeFiles(cniBin, caFile string) error {
 	}
 	return nil
 }
-
