@@ -123,7 +123,11 @@ func writeAtomic(path string, write func(tmp string) error) error {
 		return err
 	}
 	name := tmp.Name()
+	err = tmp.Chmod(0o644) // CreateTemp makes it 0600
 	tmp.Close()
+	if err != nil {
+		return err
+	}
 	defer os.Remove(name) // no-op after the rename
 	if err := write(name); err != nil {
 		return err

@@ -24,6 +24,8 @@ const (
 	// serviceUID is the uid and gid of the redis (valkey) user in the
 	// official images, which manifests' runAsUser and fsGroup rely on.
 	serviceUID = 999
+	// mergedUsrHooks ships with mmdebstrap (1.3 and later).
+	mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
 )
 
 // debianImage is a Redis or Valkey image made from Debian packages, laid
@@ -40,6 +42,11 @@ type debianImage struct {
 	// include are the packages to install; "pkg/release" takes one from a
 	// release that is not the default (backports).
 	include []string
+	// mergedUsrHook: bookworm's init-system-helpers depends on usrmerge |
+	// usr-is-merged, and apt would pick usrmerge, which pulls in all of perl
+	// (60 MB); mmdebstrap's merged-usr hooks make the /usr symlinks
+	// themselves and install usr-is-merged instead.
+	mergedUsrHook bool
 	// server is the package whose upstream version must be the tag's.
 	server  string
 	version string
@@ -63,13 +70,13 @@ func debianImages() []debianImage {
 	}
 	return []debianImage{
 		{
-			name: "redis-7.0", ref: redis70Ref, suite: "bookworm", apt: bookworm,
+			name: "redis-7.0", ref: redis70Ref, suite: "bookworm", apt: bookworm, mergedUsrHook: true,
 			include: []string{"redis-server", "redis-sentinel", "redis-tools"},
 			server:  "redis-server", version: "7.0.15", user: "redis",
 			commands: redisCommands(), cmd: "redis-server",
 		},
 		{
-			name: "valkey-8.0", ref: "docker.io/valkey/valkey:8.0.1", suite: "bookworm",
+			name: "valkey-8.0", ref: "docker.io/valkey/valkey:8.0.1", suite: "bookworm", mergedUsrHook: true,
 			apt:     append(bookworm, "deb "+debianMirror+" bookworm-backports main"),
 			include: []string{"valkey-server/bookworm-backports", "valkey-sentinel/bookworm-backports", "valkey-tools/bookworm-backports"},
 			server:  "valkey-server", version: "8.0.1", user: "valkey",
@@ -145,9 +152,11 @@ func (d debianImage) mmdebstrapArgs() []string {
 		// The server must run in the tree as built (all its libraries there).
 		"--customize-hook=chroot \"$1\" /usr/local/bin/" + d.cmd + " --version",
 		"--customize-hook=sync-out /var/cache/apt/archives " + debCacheToken,
-		d.suite,
 	}
-	return args
+	if d.mergedUsrHook {
+		args = append(args, "--hook-dir="+mergedUsrHooks)
+	}
+	return append(args, d.suite)
 }
 
 // layoutHook lays the tree out like the official image. The runtime
@@ -234,6 +243,9 @@ func (d debianImage) build(ctx context.Context, work, debCache string, log io.Wr
 	args = append(args, rootfs)
 	args = append(args, d.apt...)
 	if err := runLogged(ctx, log, d.name, "mmdebstrap", args...); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("mmdebstrap %s: %w", d.suite, ctx.Err())
+		}
 		return nil, fmt.Errorf("mmdebstrap %s: %w (is %s reachable?)", d.suite, err, debianMirror)
 	}
 	layerPath := filepath.Join(work, "layer.tar")

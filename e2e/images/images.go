@@ -159,6 +159,8 @@ func buildCached(ctx context.Context, cache string, t target, log io.Writer) (Im
 	}
 	defer unlock()
 	if id, err := tarID(path); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(path, now, now) // marks it in use for pruneOld
 		fmt.Fprintf(log, "cached %s %s\n", t.name, id)
 		return Image{Ref: t.ref, Tar: path, ID: id}, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -208,13 +210,17 @@ func tarID(path string) (string, error) {
 	return h.String(), nil
 }
 
-// pruneOld removes the tarballs of earlier keys of the same image, so the
-// cache holds one per image.
+// pruneOld removes the tarballs of other keys of the same image that no
+// build has used for a day: another checkout (CI's clone, a branch) may still
+// be using a recent one.
 func pruneOld(cache, name, keep string) {
 	old, _ := filepath.Glob(filepath.Join(cache, name+"-*.tar"))
 	for _, p := range old {
 		// "redis-7.0-<key>.tar" must not prune "redis-7.0.1-<key>.tar".
-		if p != keep && !strings.Contains(strings.TrimPrefix(filepath.Base(p), name+"-"), "-") {
+		if p == keep || strings.Contains(strings.TrimPrefix(filepath.Base(p), name+"-"), "-") {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 24*time.Hour {
 			os.Remove(p)
 		}
 	}

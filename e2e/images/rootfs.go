@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // filterRootfs copies mmdebstrap's tarball to a layer, leaving out the
@@ -107,6 +108,11 @@ func runLogged(ctx context.Context, log io.Writer, prefix, name string, args ...
 	tail := &tailWriter{log: log, prefix: "  " + prefix + ": ", keep: 30}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = tail, tail
+	// On cancellation, ask (mmdebstrap unmounts /proc and /dev from its
+	// chroot and removes its temp dir on SIGINT), and kill only if it
+	// doesn't finish.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 2 * time.Minute
 	err := cmd.Run()
 	tail.flush()
 	if err != nil {
