@@ -234,3 +234,36 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// ContainerPID returns the host PID of a running container's main process
+// (real nodes only), for checks a test makes from outside the container:
+// which binary runs, which cgroup limits apply.
+func (c *Cluster) ContainerPID(ctx context.Context, ns, pod, container string) (int, error) {
+	if !c.real() {
+		return 0, fmt.Errorf("ContainerPID needs real nodes (NodeRuntime %q), this cluster runs %q", RuntimeKubelet, c.opts.NodeRuntime)
+	}
+	r, err := c.findPod(ctx, ns, pod)
+	if err != nil {
+		return 0, err
+	}
+	id, ok := containerIDs(r.pod)[container]
+	if !ok {
+		return 0, fmt.Errorf("pod %s/%s has no running container %q", ns, pod, container)
+	}
+	out, err := c.crictl(ctx, r.node, "inspect", "--output", "json", id)
+	if err != nil {
+		return 0, err
+	}
+	var v struct {
+		Info struct {
+			PID int `json:"pid"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Info.PID == 0 {
+		return 0, fmt.Errorf("crictl inspect %s on node %s: no pid (%v)", id, r.node.name, err)
+	}
+	return v.Info.PID, nil
+}
+
+// NodeRuntime tells what runs the pods: RuntimeKubelet or RuntimeAgent.
+func (c *Cluster) NodeRuntime() string { return c.opts.NodeRuntime }

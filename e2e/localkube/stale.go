@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -116,6 +117,9 @@ func cleanupStale(ctx context.Context, log zerolog.Logger) error {
 		}
 	}
 	var errs []error
+	if err := removeOrphanCNINetns(ctx, log); err != nil {
+		errs = append(errs, err)
+	}
 	for id := range ids {
 		rec, ok := readRunRecord(id)
 		if ok && rec.alive() {
@@ -161,9 +165,20 @@ func removeRun(ctx context.Context, runID, stateDir string) error {
 		}
 	}
 	if stateDir != "" {
+		// Real nodes: the runc shims outlive a killed containerd, so their
+		// containers are stopped here, through runc's own state.
+		nodes, _ := filepath.Glob(filepath.Join(stateDir, "nodes", "*", "runc"))
+		for _, root := range nodes {
+			if err := killRuncContainers(ctx, root); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := unmountUnder(stateDir); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := removeCgroups(runID); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.Remove(recordPath(runID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
@@ -216,4 +231,38 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// removeOrphanCNINetns deletes pod network namespaces (cni-*, made by
+// containerd's CNI plugin for real nodes) that a dead run left: their veth
+// went with the run's cluster netns, so only loopback is left. A sandbox
+// being set up right now has no veth yet either, hence the age check.
+func removeOrphanCNINetns(ctx context.Context, log zerolog.Logger) error {
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "cni-") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < 2*time.Minute {
+			continue
+		}
+		out, err := output(ctx, "ip", "-n", e.Name(), "-o", "link", "show")
+		if err != nil {
+			continue
+		}
+		links := strings.Count(strings.TrimSpace(out), "\n") + 1
+		if links != 1 || !strings.Contains(out, ": lo:") {
+			continue
+		}
+		log.Info().Str("netns", e.Name()).Msg("removing a pod network namespace a dead run left")
+		if err := run(ctx, "ip", "netns", "delete", e.Name()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
