@@ -8,7 +8,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # "context deadline exceeded" at its end (golang/go#75804, fixed in Go 1.27).
 FUZZTIME      ?= 300000x
 
-.PHONY: all build deps k8s vet lint unit fuzz e2e bench faults test demo image clean
+.PHONY: all build deps k8s vet lint unit fuzz e2e e2e-real bench faults test demo image clean
 
 all: build
 
@@ -41,8 +41,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./sentinelconf
 
 # End-to-end tests on the local Kubernetes cluster (builds it on first use).
+# e2e/realnodes runs on real nodes (kubelet + containerd) and is being
+# brought up: `make e2e-real` until it joins this list.
 e2e: deps k8s build
-	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m ./...
+	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m $$($(GO) list ./... | grep -v /realnodes)
+
+e2e-real: deps k8s build
+	bash e2e/hack/install-image-deps.sh
+	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
 
 # Minute-long scenarios (switchover/failover gaps, full-restart recovery,
 # bootstrap, footprint, API request rate), each beside a baseline in the same
