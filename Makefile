@@ -17,6 +17,7 @@ build:
 
 deps:
 	bash e2e/hack/install-deps.sh
+	bash e2e/hack/install-image-deps.sh
 
 # The Kubernetes control plane, built from upstream modules once and cached
 # (~/.cache/redis-ha-agent-e2e); integration tests use its kube-apiserver.
@@ -47,7 +48,6 @@ e2e: deps k8s build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m $$($(GO) list ./... | grep -v /realnodes)
 
 e2e-real: deps k8s build
-	bash e2e/hack/install-image-deps.sh
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
 
 # Minute-long scenarios (switchover/failover gaps, full-restart recovery,
