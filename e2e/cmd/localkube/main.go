@@ -25,6 +25,7 @@ type cli struct {
 	Status statusCmd `cmd:"" help:"Show the components, nodes and pods."`
 	Apply  applyCmd  `cmd:"" help:"kubectl apply a file (-f) or a kustomize directory (-k)."`
 	Exec   execCmd   `cmd:"" help:"Run a command inside a pod: localkube exec POD -- CMD..."`
+	Client clientCmd `cmd:"" help:"Run a command of this machine as an in-cluster client (cluster network and DNS, -n's search path): localkube client -n NS -- redis-cli -h redis-master ping"`
 
 	KillContainer kcCmd       `cmd:"" name:"kill-container" help:"SIGKILL one container of a pod."`
 	KillPod       podOp       `cmd:"" name:"kill-pod" help:"SIGKILL every process of a pod (no preStop)."`
