@@ -163,17 +163,16 @@ var imageLine = regexp.MustCompile(`(?m)^\s*(?:-\s*)?image:\s*["']?([^"'\s#]+)`)
 func agentTagIn(manifest []byte, path string) (string, error) {
 	for _, m := range imageLine.FindAllSubmatch(manifest, -1) {
 		ref := string(m[1])
-		repo, tag, ok := strings.Cut(ref, "@")
-		if ok {
-			return "", fmt.Errorf("%s names the agent image by digest (%s): a local build can't match a digest; name it by tag", path, ref)
-		}
+		repo, digest, byDigest := strings.Cut(ref, "@")
+		tag := "latest"
 		if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
 			repo, tag = repo[:i], repo[i+1:]
-		} else {
-			tag = "latest"
 		}
 		if !strings.HasSuffix(repo, "/redis-ha-agent") && repo != "redis-ha-agent" {
 			continue
+		}
+		if byDigest {
+			return "", fmt.Errorf("%s names the agent image by digest (%s): a local build can't have digest %s; name it by tag", path, ref, digest)
 		}
 		if repo != agentRepo {
 			return "", fmt.Errorf("%s names the agent image %s, but the builder tags %s:<tag>; change agentRepo in e2e/images/agent.go to match", path, ref, agentRepo)

@@ -82,6 +82,7 @@ func TestAgentTagIn(t *testing.T) {
 		"list item":    {"a container list entry", "- image: ghcr.io/redis-ha-agent/redis-ha-agent:v2\n", "v2", ""},
 		"no tag":       {"no tag means latest", "image: ghcr.io/redis-ha-agent/redis-ha-agent\n", "latest", ""},
 		"others first": {"other images are skipped", "image: redis:7.0\n---\nimage: ghcr.io/redis-ha-agent/redis-ha-agent:v3\n", "v3", ""},
+		"other digest": {"another image's digest is not the agent's", "image: redis@sha256:abc\nimage: ghcr.io/redis-ha-agent/redis-ha-agent:v4\n", "v4", ""},
 		"digest":       {"a digest can't be built", "image: ghcr.io/redis-ha-agent/redis-ha-agent@sha256:abc\n", "", "by digest"},
 		"other repo":   {"the builder would tag the wrong name", "image: docker.io/someone/redis-ha-agent:v1\n", "", "agentRepo"},
 		"none":         {"nothing to read", "name: agent\n", "", "no `image:"},

@@ -258,7 +258,7 @@ func (d debianImage) build(ctx context.Context, work, debCache string, log io.Wr
 		return nil, fmt.Errorf("%s is not installed in the root file system", d.server)
 	}
 	if upstreamVersion(got) != d.version {
-		return nil, fmt.Errorf("Debian %s now ships %s %s, but the image is tagged %s: update version and ref of %q in e2e/images/debian.go (and the manifests that name it)",
+		return nil, fmt.Errorf("the Debian %s archive now has %s %s, but the image is tagged %s: update version and ref of %q in e2e/images/debian.go (and the manifests that name it)",
 			d.suite, d.server, got, d.version, d.name)
 	}
 	fmt.Fprintf(log, "  %s: %s %s, rootfs %s\n", d.name, d.server, got, humanSize(fileSize(layerPath)))
