@@ -45,6 +45,23 @@ var controllers = strings.Join([]string{
 	"serviceaccount", "serviceaccount-token", "statefulset", "ttl-after-finished",
 }, ",")
 
+// controllerList adds nodelifecycle on real nodes: there, node health is
+// the kubelets' and a stopped node must turn NotReady, be tainted and have
+// its pods evicted, as on any cluster.
+func (c *Cluster) controllerList() string {
+	if c.real() {
+		return controllers + ",nodelifecycle"
+	}
+	return controllers
+}
+
+func (c *Cluster) disabledAdmission() string {
+	if c.real() {
+		return ""
+	}
+	return "TaintNodesByCondition"
+}
+
 // componentArgs returns the command line of one component. Everything it
 // reads lives in the state directory.
 func (c *Cluster) componentArgs(name string) (bin string, args []string, err error) {
@@ -79,9 +96,9 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--authorization-mode=Node,RBAC",
 			"--allow-privileged=true",
 			// This plugin taints every new Node not-ready:NoSchedule, and only
-			// the nodelifecycle controller (left out, see controllers) lifts
-			// the taint again.
-			"--disable-admission-plugins=TaintNodesByCondition",
+			// the nodelifecycle controller lifts the taint again; it runs
+			// only with real nodes (see controllerList).
+			"--disable-admission-plugins=" + c.disabledAdmission(),
 			"--cert-dir=" + filepath.Join(c.stateDir, "apiserver"),
 			"--profiling=false",
 			// logs, exec and port-forward go through the kubelets.
@@ -97,7 +114,7 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--use-service-account-credentials=true",
 			"--service-account-private-key-file=" + pk("sa.key"),
 			"--root-ca-file=" + pk("ca.crt"),
-			"--controllers=" + controllers,
+			"--controllers=" + c.controllerList(),
 			"--profiling=false",
 		}, nil
 	case compScheduler:

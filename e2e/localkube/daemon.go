@@ -120,6 +120,10 @@ func (c *Cluster) Do(ctx context.Context, op Op) OpResult {
 		err = c.StopAPIServer(ctx)
 	case "start-apiserver":
 		err = c.StartAPIServer(ctx)
+	case "stop-node":
+		err = c.StopNode(ctx, op.Name)
+	case "start-node":
+		err = c.StartNode(ctx, op.Name)
 	case "delete-all-pods":
 		err = c.DeleteAllPods(ctx, ns, op.Name)
 	default:

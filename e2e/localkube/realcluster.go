@@ -232,3 +232,43 @@ func killRuncContainers(ctx context.Context, root string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// StopNode stops one node's kubelet and containerd, as when a node's
+// agents die: its containers keep running (their shims outlive
+// containerd), the Node turns NotReady, and the node lifecycle controller
+// taints it and evicts pods per their tolerations. StartNode undoes it.
+func (c *Cluster) StopNode(ctx context.Context, name string) error {
+	if !c.real() {
+		return fmt.Errorf("stop-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	}
+	n, err := c.realNode(name)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	return c.stopRealNode(ctx, n, false)
+}
+
+// StartNode starts a stopped node's containerd and kubelet again.
+func (c *Cluster) StartNode(ctx context.Context, name string) error {
+	if !c.real() {
+		return fmt.Errorf("start-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	}
+	n, err := c.realNode(name)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	stopped := n.stopped
+	n.stopped = false
+	n.mu.Unlock()
+	if !stopped {
+		return nil
+	}
+	if err := c.startContainerd(ctx, n); err != nil {
+		return err
+	}
+	return c.startKubelet(n)
+}

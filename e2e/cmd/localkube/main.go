@@ -39,6 +39,8 @@ type cli struct {
 	StopAPIServer clusterOp   `cmd:"" name:"stop-apiserver" help:"Stop kube-apiserver (etcd and data stay)."`
 	StartAPIServ  clusterOp   `cmd:"" name:"start-apiserver" help:"Start kube-apiserver again."`
 	DeleteAllPods deleteAllOp `cmd:"" name:"delete-all-pods" help:"Delete every pod of a StatefulSet at once."`
+	StopNode      nodeOp      `cmd:"" name:"stop-node" help:"Stop a node's kubelet and containerd (real nodes): NotReady, then taint-based eviction."`
+	StartNode     nodeOp      `cmd:"" name:"start-node" help:"Start a stopped node's containerd and kubelet again."`
 }
 
 func main() {

@@ -177,3 +177,11 @@ func doOp(ctx context.Context, g *cli, op localkube.Op) error {
 
 // opName is the daemon operation of a command: its name on the command line.
 func opName(k *kong.Context) string { return strings.Fields(k.Command())[0] }
+
+type nodeOp struct {
+	Node string `arg:"" help:"Node name (node-a, node-b, node-c)."`
+}
+
+func (n *nodeOp) Run(ctx context.Context, g *cli, kctx *kong.Context) error {
+	return doOp(ctx, g, localkube.Op{Op: opName(kctx), Name: n.Node})
+}
