@@ -10,18 +10,26 @@ import (
 	"k8s.io/utils/clock"
 )
 
+// InitEnv is what init reaches beside the API server; the zero value is the
+// real world.
+type InitEnv struct {
+	// LookupHost resolves peers' names for cluster mode's nodes.conf
+	// rewrite; nil is the system resolver.
+	LookupHost LookupHost
+}
+
 // Init runs once in the initContainer: it decides this pod's role and writes
 // the configuration redis-server (and redis-sentinel) start from.
 // A failure is also published as a Warning Event (InitFailed) on the pod
 // when the init container has an API client.
-func Init(ctx context.Context, cfg Config, log zerolog.Logger) error {
+func Init(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) error {
 	routeLibraryLogs(log)
 	var err error
 	switch cfg.Mode {
 	case ModeSentinel:
 		err = initSentinel(ctx, cfg, log)
 	case ModeCluster:
-		err = initCluster(ctx, cfg, log)
+		err = initCluster(ctx, cfg, log, env)
 	default:
 		err = fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
 	}

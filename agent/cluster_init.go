@@ -3,11 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +23,7 @@ const peerResolveGrace = 10 * time.Second
 
 // initCluster writes the redis.conf include and rewrites nodes.conf so that
 // redis-server starts with its own and every peer's current address.
-func initCluster(ctx context.Context, cfg Config, log zerolog.Logger) error {
+func initCluster(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) error {
 	log = log.With().Str("component", "cluster-init").Logger()
 	pw, err := ReadPasswordFile(cfg.PasswordFile)
 	if err != nil {
@@ -38,16 +34,16 @@ func initCluster(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Str("file", cfg.RedisConfInclude).Bool("changed", written).Msg("redis.conf include written")
-	podIP, err := netip.ParseAddr(cfg.PodIP)
-	if err != nil {
-		return fmt.Errorf("--pod-ip (POD_IP) %q is not an IP address: set it from the downward API (fieldRef status.podIP)", cfg.PodIP)
-	}
-	grace := min(cfg.InitTimeout, peerResolveGrace)
-	res, err := rewriteNodesConf(ctx, cfg.NodesConf, podIP, dnsResolver(ctx), grace, log)
+	res, err := NodesConfRewrite{
+		Path:          cfg.NodesConf,
+		PodIP:         cfg.PodIP,
+		Wait:          min(cfg.InitTimeout, peerResolveGrace),
+		CorruptAdvice: "if the node's cluster state is lost for good, move the file away so the node starts empty and the agent re-joins it",
+		LookupHost:    env.LookupHost,
+	}.Run(ctx, log)
 	if err != nil {
 		return err
 	}
-	logRewrite(log, cfg.NodesConf, res)
 	return writeInitReport(cfg, res)
 }
 
@@ -155,95 +151,4 @@ func writeClusterInclude(cfg Config, password string) (bool, error) {
 		return written, fmt.Errorf("restrict %s to mode 0600 (it holds the password): %w", cfg.RedisConfInclude, err)
 	}
 	return written, nil
-}
-
-// dnsResolver resolves peers through the pod's resolver, in the address
-// family the peer had before.
-func dnsResolver(ctx context.Context) nodesconf.Resolver {
-	return func(host string, old netip.Addr) (netip.Addr, error) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		for _, ip := range ips {
-			if ip = ip.Unmap(); ip.Is4() == old.Unmap().Is4() || !old.IsValid() {
-				return ip, nil
-			}
-		}
-		if len(ips) > 0 {
-			return ips[0].Unmap(), nil
-		}
-		return netip.Addr{}, fmt.Errorf("%s has no address", host)
-	}
-}
-
-// rewriteNodesConf points myself at podIP and every named peer at its
-// current address. A missing or empty file is a new node: nothing to do. A
-// file that does not parse is kept untouched and the error names its line,
-// so the pod stops in init while the rest of the cluster keeps serving.
-// Peers that do not resolve (or would collide with another node's address)
-// are retried for up to grace; after that the nodes that resolved are
-// rewritten, the rest keep their address and are left to CLUSTER MEET.
-func rewriteNodesConf(ctx context.Context, path string, podIP netip.Addr, resolve nodesconf.Resolver, grace time.Duration, log zerolog.Logger) (nodesconf.Result, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		log.Info().Str("file", path).Msg("no nodes.conf: a new node, nothing to rewrite")
-		return nodesconf.Result{}, nil
-	}
-	if err != nil {
-		return nodesconf.Result{}, fmt.Errorf("read --nodes-conf (REDIS_HA_NODES_CONF) %s: %w", path, err)
-	}
-	deadline := time.Now().Add(grace)
-	for {
-		f, err := nodesconf.Parse(data)
-		if err != nil {
-			return nodesconf.Result{}, fmt.Errorf("--nodes-conf (REDIS_HA_NODES_CONF) %s is not a valid nodes.conf: %w; the file is kept as it is. Restore it from a backup or fix that line; if the node's cluster state is lost for good, move the file away so the node starts empty and the agent re-joins it", path, err)
-		}
-		if len(f.Nodes) == 0 {
-			return nodesconf.Result{}, nil
-		}
-		res, err := f.Rewrite(podIP, resolve)
-		var conflict *nodesconf.ConflictError
-		retry := errors.As(err, &conflict) || err == nil && len(res.Unresolved) > 0
-		if retry && time.Now().Before(deadline) {
-			log.Info().Err(err).Int("unresolved", len(res.Unresolved)).Str("file", path).Msg("some peers do not resolve to a distinct address yet; retrying")
-			select {
-			case <-ctx.Done():
-				return nodesconf.Result{}, ctx.Err()
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		if conflict != nil {
-			// Leaving the file as it is is safe: redis-server announces the
-			// pod IP from the include, and the run loop re-meets peers.
-			log.Warn().Err(err).Str("file", path).Msg("nodes.conf left unchanged: two nodes would share an address")
-			return nodesconf.Result{}, nil
-		}
-		if err != nil {
-			return nodesconf.Result{}, fmt.Errorf("rewrite %s: %w", path, err)
-		}
-		if len(res.Changes) == 0 {
-			return res, nil
-		}
-		if _, err := WriteFileAtomic(path, f.Bytes(), 0o644); err != nil {
-			return res, fmt.Errorf("write rewritten --nodes-conf (REDIS_HA_NODES_CONF): %w", err)
-		}
-		return res, nil
-	}
-}
-
-func logRewrite(log zerolog.Logger, path string, res nodesconf.Result) {
-	for _, c := range res.Changes {
-		log.Info().Str("file", path).Str("node", c.ID).Str("hostname", c.Hostname).Bool("myself", c.Myself).Str("old", c.Old.String()).Str("new", c.New.String()).Msg("nodes.conf address rewritten")
-	}
-	for _, u := range res.Unresolved {
-		log.Warn().Str("file", path).Str("node", u.ID).Str("hostname", u.Hostname).Str("keeps", u.Addr.String()).AnErr("dns", u.Err).Msg("peer does not resolve; it keeps its address until the run loop meets it")
-	}
-	for _, id := range res.Unnamed {
-		log.Warn().Str("file", path).Str("node", id).Msg("peer has no hostname in nodes.conf (announced by an older setup); its address cannot be refreshed")
-	}
-	log.Info().Str("file", path).Int("changed", len(res.Changes)).Int("unresolved", len(res.Unresolved)).Msg("nodes.conf checked")
 }

@@ -17,14 +17,21 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
 
-func tableResolver(m map[string]string) nodesconf.Resolver {
-	return func(host string, _ netip.Addr) (netip.Addr, error) {
+// tableDNS answers like net.Resolver.LookupHost from a table of one
+// address per host.
+func tableDNS(m map[string]string) LookupHost {
+	return func(_ context.Context, host string) ([]string, error) {
 		ip, ok := m[host]
 		if !ok {
-			return netip.Addr{}, fmt.Errorf("lookup %s: no such host", host)
+			return nil, fmt.Errorf("lookup %s: no such host", host)
 		}
-		return netip.ParseAddr(ip)
+		return []string{ip}, nil
 	}
+}
+
+// rewriteOnce is init's rewrite without a wait: one round of lookups.
+func rewriteOnce(ctx context.Context, path string, podIP netip.Addr, dns LookupHost, log zerolog.Logger) (nodesconf.Result, error) {
+	return NodesConfRewrite{Path: path, PodIP: podIP.String(), LookupHost: dns}.Run(ctx, log)
 }
 
 func copyTestdata(t *testing.T, name string) string {
@@ -48,7 +55,7 @@ func TestRewriteNodesConf(t *testing.T) {
 
 	t.Run("RewritesMyselfAndPeers", func(t *testing.T) {
 		p := copyTestdata(t, "cluster-replica.conf")
-		res, err := rewriteNodesConf(ctx, p, podIP, tableResolver(peers), 0, log)
+		res, err := rewriteOnce(ctx, p, podIP, tableDNS(peers), log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +68,7 @@ func TestRewriteNodesConf(t *testing.T) {
 			t.Errorf("result: %d changes, unresolved %+v; want 4 changes and node-5.test unresolved (it keeps its address)", len(res.Changes), res.Unresolved)
 		}
 		// Idempotent: a second init changes nothing.
-		res, err = rewriteNodesConf(ctx, p, podIP, tableResolver(peers), 0, log)
+		res, err = rewriteOnce(ctx, p, podIP, tableDNS(peers), log)
 		if err != nil || len(res.Changes) != 0 {
 			t.Fatalf("second rewrite: %d changes, %v; want none", len(res.Changes), err)
 		}
@@ -73,7 +80,7 @@ func TestRewriteNodesConf(t *testing.T) {
 
 	t.Run("MissingFileIsANewNode", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "nodes.conf")
-		if _, err := rewriteNodesConf(ctx, p, podIP, tableResolver(peers), 0, log); err != nil {
+		if _, err := rewriteOnce(ctx, p, podIP, tableDNS(peers), log); err != nil {
 			t.Fatalf("missing nodes.conf: %v, want no error", err)
 		}
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
@@ -84,7 +91,7 @@ func TestRewriteNodesConf(t *testing.T) {
 	t.Run("CorruptFileKeptAndNamed", func(t *testing.T) {
 		p := copyTestdata(t, "cluster-truncated.conf")
 		before, _ := os.ReadFile(p)
-		_, err := rewriteNodesConf(ctx, p, podIP, tableResolver(peers), 0, log)
+		_, err := rewriteOnce(ctx, p, podIP, tableDNS(peers), log)
 		var pe *nodesconf.ParseError
 		if !errors.As(err, &pe) || pe.Line != 3 || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "line 3") {
 			t.Fatalf("truncated nodes.conf: error %v; want a ParseError at line 3 naming %s", err, p)
@@ -99,7 +106,7 @@ func TestRewriteNodesConf(t *testing.T) {
 		p := copyTestdata(t, "cluster-replica.conf")
 		before, _ := os.ReadFile(p)
 		dup := map[string]string{"node-1.test": "10.1.0.1", "node-2.test": "10.1.0.1", "node-3.test": "10.1.0.3", "node-5.test": "10.1.0.5"}
-		if _, err := rewriteNodesConf(ctx, p, podIP, tableResolver(dup), 0, log); err != nil {
+		if _, err := rewriteOnce(ctx, p, podIP, tableDNS(dup), log); err != nil {
 			t.Fatalf("conflict: %v, want the file left as is without error", err)
 		}
 		after, _ := os.ReadFile(p)
@@ -123,7 +130,7 @@ func TestClusterInclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No nodes.conf: init needs no DNS and writes only the include.
-	if err := initCluster(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t))); err != nil {
+	if err := initCluster(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)), InitEnv{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(cfg.RedisConfInclude)

@@ -351,16 +351,10 @@ func TestClusterIntegrationFullRestartNewIPs(t *testing.T) {
 		cfg := c.cfg(o)
 		byName[cfg.PodFQDN(o)] = c.ipOf(o)
 	}
-	resolve := func(host string, _ netip.Addr) (netip.Addr, error) {
-		ip, ok := byName[host]
-		if !ok {
-			return netip.Addr{}, fmt.Errorf("no such host %s", host)
-		}
-		return netip.ParseAddr(ip)
-	}
+	resolve := tableDNS(byName)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	for o := 0; o < 6; o++ {
-		res, err := rewriteNodesConf(context.Background(), filepath.Join(c.pods[o].dir, "nodes.conf"), netip.MustParseAddr(c.ipOf(o)), resolve, 0, log)
+		res, err := rewriteOnce(context.Background(), filepath.Join(c.pods[o].dir, "nodes.conf"), netip.MustParseAddr(c.ipOf(o)), resolve, log)
 		if err != nil {
 			t.Fatalf("rewrite nodes.conf of pod %d: %v", o, err)
 		}

@@ -45,7 +45,7 @@ func TestInitFailurePublishedAsEvent(t *testing.T) {
 	missing := filepath.Join(dir, "no-such-password")
 	cfg := Config{Mode: ModeCluster, Identity: Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
 		RedisConfInclude: filepath.Join(dir, "include.conf"), NodesConf: filepath.Join(dir, "nodes.conf")}
-	err := Init(context.Background(), cfg, zerolog.New(os.Stderr))
+	err := Init(context.Background(), cfg, zerolog.New(os.Stderr), InitEnv{})
 	if err == nil {
 		t.Fatalf("init with a missing password file %s succeeded", missing)
 	}

@@ -19,6 +19,9 @@ type Globals struct {
 	Ctx    context.Context
 	Log    zerolog.Logger
 	Stdout io.Writer
+	// LookupHost resolves peers' DNS names (net.DefaultResolver's in
+	// production, a table in tests).
+	LookupHost agent.LookupHost
 }
 
 // CLI is the whole command line. Every flag can also be set by its
@@ -45,7 +48,7 @@ func (c *InitCmd) Run(g *Globals) error {
 		return err
 	}
 	c.Config.Version = Version
-	return agent.Init(g.Ctx, c.Config, g.Log)
+	return agent.Init(g.Ctx, c.Config, g.Log, agent.InitEnv{LookupHost: g.LookupHost})
 }
 
 // RunCmd is the long-running sidecar.

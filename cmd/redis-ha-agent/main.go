@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -54,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return kctx.Run(&Globals{Ctx: ctx, Log: log, Stdout: stdout})
+	return kctx.Run(&Globals{Ctx: ctx, Log: log, Stdout: stdout, LookupHost: net.DefaultResolver.LookupHost})
 }
 
 type exitSignal struct{}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
 )
 
 // TestNodesconfRewriteRotatedCluster is the full-restart case the seed's
@@ -51,7 +52,7 @@ func testRotation(t *testing.T, replicas int, oursNet, seedNet string) {
 		}
 		for i, n := range c.nodes {
 			cmd := &NodesconfRewriteCmd{NodesConf: filepath.Join(n.dir, "nodes.conf"), PodIP: c.newIP(i), DNSTimeout: 2 * time.Second}
-			if err := cmd.rewrite(t.Context(), zerolog.New(zerolog.NewTestWriter(t)), fakeDNS(dns), time.Now); err != nil {
+			if err := cmd.rewrite(t.Context(), zerolog.New(zerolog.NewTestWriter(t)), fakeDNS(dns), clock.RealClock{}); err != nil {
 				t.Fatalf("rewrite node %d: %v", i, err)
 			}
 		}

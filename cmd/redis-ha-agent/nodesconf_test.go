@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,10 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis-ha-agent/redis-ha-agent/agent"
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 func TestNodesconfRewriteFlags(t *testing.T) {
@@ -76,7 +78,7 @@ func TestNodesconfRewriteFlags(t *testing.T) {
 }
 
 // fakeDNS answers like net.Resolver.LookupHost from a table.
-func fakeDNS(m map[string][]string) lookupFunc {
+func fakeDNS(m map[string][]string) agent.LookupHost {
 	return func(_ context.Context, host string) ([]string, error) {
 		if a, ok := m[host]; ok {
 			return a, nil
@@ -135,15 +137,15 @@ func TestNodesconfRewriteFile(t *testing.T) {
 				"every address is current: nodes.conf left as it was"},
 		},
 		"conflict": {
-			reason: "myself takes node-3's old IP while node-3 does not resolve: refuse, keep the file",
+			reason: "myself takes node-3's old IP while node-3 does not resolve: keep the file, warn, go on (failing would keep this pod out until node-3 starts, which with OrderedReady waits for this one)",
 			file:   real, podIP: "127.0.10.3", dns: map[string][]string{"node-1.test": {"127.0.10.1"}},
-			want:    real,
-			wantErr: "NODES: nodes f7f65fb3390585a87c13d4eb8a35c8b9d6e493f6 (node-4.test) and e42f57c1d53c6cce67145bc777dd478da1a9e2dc (node-3.test) would all be at 127.0.10.3:7010 after the rewrite: resolve the duplicate (a stale node: CLUSTER FORGET it on the live nodes; a stale DNS answer: retry once DNS is current); the file was left unchanged",
+			want:     real,
+			wantLogs: []string{"nodes.conf left unchanged: two nodes would share an address"},
 		},
 		"corrupt": {
 			reason: "truncated file: fail, name the line and the fix, leave it alone",
 			file:   garbage, podIP: "10.1.0.4", want: garbage,
-			wantErr: `NODES is not a valid nodes.conf: line 2: got "vars currentEpoch 5 last", want a line ending in a newline; the file ends mid-line (truncated). The file was left unchanged: inspect it or restore it from a backup, or pass --move-corrupt-aside (REDIS_HA_MOVE_CORRUPT_ASIDE=true) to rename it to nodes.conf.corrupt-<unix time> so redis-server starts as a new node that has to rejoin the cluster`,
+			wantErr: `--nodes-conf (REDIS_HA_NODES_CONF) FILE is not a valid nodes.conf: line 2: got "vars currentEpoch 5 last", want a line ending in a newline; the file ends mid-line (truncated). The file was left unchanged: inspect it or restore it from a backup, or pass --move-corrupt-aside (REDIS_HA_MOVE_CORRUPT_ASIDE=true) to rename it to nodes.conf.corrupt-<unix time> so redis-server starts as a new node that has to rejoin the cluster`,
 		},
 		"corrupt, moved aside": {
 			reason: "with the flag the file is renamed, never deleted",
@@ -180,9 +182,10 @@ func TestNodesconfRewriteFile(t *testing.T) {
 			var before syscall.Stat_t
 			_ = syscall.Stat(path, &before)
 			var logs bytes.Buffer
-			c := &NodesconfRewriteCmd{NodesConf: path, PodIP: tc.podIP, DNSTimeout: time.Second, MoveCorruptAside: tc.aside}
-			err := c.rewrite(t.Context(), zerolog.New(&logs), fakeDNS(tc.dns), func() time.Time { return time.Unix(1700000000, 0) })
-			wantErr := strings.ReplaceAll(tc.wantErr, "NODES", path)
+			// No wait: one round of lookups (retries: agent's TestNodesConfRewriteRetries).
+			c := &NodesconfRewriteCmd{NodesConf: path, PodIP: tc.podIP, MoveCorruptAside: tc.aside}
+			err := c.rewrite(t.Context(), zerolog.New(&logs), fakeDNS(tc.dns), testingclock.NewFakeClock(time.Unix(1700000000, 0)))
+			wantErr := strings.ReplaceAll(tc.wantErr, "FILE", path)
 			switch {
 			case err == nil && wantErr != "":
 				t.Fatalf("%s: succeeded, want error %q", tc.reason, wantErr)
@@ -232,40 +235,6 @@ func TestNodesconfRewriteFile(t *testing.T) {
 	}
 }
 
-func TestPickAddr(t *testing.T) {
-	cases := map[string]struct {
-		addrs   []string
-		old     string
-		want    string
-		wantErr string
-	}{
-		"same family first":     {addrs: []string{"fd00::1", "10.0.0.1"}, old: "10.9.9.9", want: "10.0.0.1"},
-		"IPv6 kept":             {addrs: []string{"10.0.0.1", "fd00::1"}, old: "fd00::9", want: "fd00::1"},
-		"other family if alone": {addrs: []string{"fd00::1"}, old: "10.9.9.9", want: "fd00::1"},
-		"no old address":        {addrs: []string{"fd00::1", "10.0.0.1"}, want: "fd00::1"},
-		"mapped IPv4":           {addrs: []string{"::ffff:10.0.0.1"}, old: "10.9.9.9", want: "10.0.0.1"},
-		"no IP":                 {addrs: []string{"not-an-ip"}, old: "10.9.9.9", wantErr: "node-1.test resolved to no IP address ([not-an-ip])"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			var old netip.Addr
-			if tc.old != "" {
-				old = netip.MustParseAddr(tc.old)
-			}
-			got, err := pickAddr("node-1.test", tc.addrs, old)
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got.String() != tc.want {
-				t.Errorf("pickAddr = %v, %v; want %s", got, err, tc.want)
-			}
-		})
-	}
-}
-
 // TestNodesconfRewriteDNSTimeout: peers are looked up at once, so slow DNS
 // costs one --dns-timeout, not one per peer, and leaves peers as they were.
 func TestNodesconfRewriteDNSTimeout(t *testing.T) {
@@ -284,7 +253,7 @@ func TestNodesconfRewriteDNSTimeout(t *testing.T) {
 	var logs bytes.Buffer
 	c := &NodesconfRewriteCmd{NodesConf: path, PodIP: "10.1.0.4", DNSTimeout: 300 * time.Millisecond}
 	start := time.Now()
-	if err := c.rewrite(t.Context(), zerolog.New(&logs), hang, time.Now); err != nil {
+	if err := c.rewrite(t.Context(), zerolog.New(&logs), hang, clock.RealClock{}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
