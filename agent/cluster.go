@@ -316,11 +316,7 @@ func (m *clusterMode) liveStatus(ctx context.Context, st *clusterStatus) {
 		}
 	}
 	if repl, err := local.Replication(ctx); err == nil {
-		st.ReplID = repl["master_replid"]
-		if off, err := strconv.ParseInt(repl["master_repl_offset"], 10, 64); err == nil {
-			st.Offset = off
-		}
-		st.MasterLink = repl["master_link_status"]
+		st.ReplID, st.Offset, st.MasterLink = repl.ReplID, repl.Offset, repl.linkStatus()
 	}
 }
 

@@ -54,7 +54,7 @@ func fresh(view []clusterNode, keys int64) bool {
 // not enough after IP changes (a node can report ok while a peer holding
 // slots has no address, or while a replica follows another shard's master),
 // so the node table and the replica's link are checked too.
-func clusterReadiness(clusterInfo map[string]string, view []clusterNode, repl map[string]string) error {
+func clusterReadiness(clusterInfo map[string]string, view []clusterNode, repl replInfo) error {
 	if st := clusterInfo["cluster_state"]; st != "ok" {
 		return fmt.Errorf("cluster_state is %q, not ok", st)
 	}
@@ -70,10 +70,10 @@ func clusterReadiness(clusterInfo map[string]string, view []clusterNode, repl ma
 	if !me.isReplica() {
 		return nil
 	}
-	if st := repl["master_link_status"]; st != "up" {
+	if st := repl.linkStatus(); st != "up" {
 		return fmt.Errorf("replica's master_link_status is %q, not up", st)
 	}
-	if repl["master_sync_in_progress"] == "1" {
+	if repl.Syncing {
 		return fmt.Errorf("replica is still syncing from its master")
 	}
 	for _, n := range view {
@@ -83,7 +83,7 @@ func clusterReadiness(clusterInfo map[string]string, view []clusterNode, repl ma
 		if n.failing() {
 			return fmt.Errorf("master %s is flagged %s", n.ID, strings.Join(n.Flags, ","))
 		}
-		got := net.JoinHostPort(repl["master_host"], repl["master_port"])
+		got := net.JoinHostPort(repl.MasterHost, strconv.Itoa(repl.MasterPort))
 		if got != n.addr() {
 			return fmt.Errorf("replica replicates from %s but its master %s is at %s in CLUSTER NODES: it follows a stale address", got, n.ID, n.addr())
 		}
@@ -92,61 +92,22 @@ func clusterReadiness(clusterInfo map[string]string, view []clusterNode, repl ma
 	return fmt.Errorf("master %s of this replica is not in CLUSTER NODES", me.MasterID)
 }
 
-// replicaLink is one slaveN line of a master's INFO replication.
-type replicaLink struct {
-	IP     string
-	Port   int
-	State  string
-	Offset int64
-	Lag    int64
-}
-
-func parseReplicaLinks(repl map[string]string) []replicaLink {
-	var out []replicaLink
-	for k, v := range repl {
-		if !strings.HasPrefix(k, "slave") {
-			continue
-		}
-		if _, err := strconv.Atoi(strings.TrimPrefix(k, "slave")); err != nil {
-			continue
-		}
-		var l replicaLink
-		for _, kv := range strings.Split(v, ",") {
-			key, val, _ := strings.Cut(kv, "=")
-			switch key {
-			case "ip":
-				l.IP = val
-			case "port":
-				l.Port, _ = strconv.Atoi(val)
-			case "state":
-				l.State = val
-			case "offset":
-				l.Offset, _ = strconv.ParseInt(val, 10, 64)
-			case "lag":
-				l.Lag, _ = strconv.ParseInt(val, 10, 64)
-			}
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
 // bestReplica picks the replica of this master to hand its slots to: online
 // link, not failing, allowed to fail over, highest replication offset (least
 // to catch up, so the shortest pause), then lowest lag, then node ID.
-func bestReplica(view []clusterNode, repl map[string]string) (clusterNode, error) {
+func bestReplica(view []clusterNode, repl replInfo) (clusterNode, error) {
 	me, ok := myself(view)
 	if !ok {
 		return clusterNode{}, fmt.Errorf("CLUSTER NODES has no myself line")
 	}
 	type cand struct {
 		n clusterNode
-		l replicaLink
+		l replicaEntry
 	}
 	var cs []cand
 	var skipped []string
-	for _, l := range parseReplicaLinks(repl) {
-		addr := net.JoinHostPort(l.IP, strconv.Itoa(l.Port))
+	for _, l := range repl.Replicas {
+		addr := net.JoinHostPort(l.Host, strconv.Itoa(l.Port))
 		var found bool
 		for _, n := range view {
 			if n.MasterID != me.ID || n.addr() != addr {

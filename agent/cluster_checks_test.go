@@ -83,21 +83,23 @@ func TestClusterReadiness(t *testing.T) {
 	ok := map[string]string{"cluster_state": "ok"}
 	masterLine := clusterNode{ID: "m", IP: "10.0.0.1", Port: 6379, Flags: []string{"master"}, Connected: true, Slots: []slotRange{{0, 16383}}}
 	replicaView := []clusterNode{masterLine, {ID: "r", IP: "10.0.0.2", Port: 6379, Flags: []string{"myself", "slave"}, MasterID: "m"}}
-	up := map[string]string{"master_link_status": "up", "master_host": "10.0.0.1", "master_port": "6379"}
-	stale := map[string]string{"master_link_status": "up", "master_host": "10.0.0.7", "master_port": "6379"}
+	up := replInfo{Role: roleReplica, LinkUp: true, MasterHost: "10.0.0.1", MasterPort: 6379}
+	stale := replInfo{Role: roleReplica, LinkUp: true, MasterHost: "10.0.0.7", MasterPort: 6379}
+	syncing := replInfo{Role: roleReplica, LinkUp: true, Syncing: true, MasterHost: "10.0.0.1", MasterPort: 6379}
 	noaddr := []clusterNode{{ID: "m", Port: 0, Flags: []string{"master", "noaddr"}, Slots: []slotRange{{0, 16383}}}, replicaView[1]}
 	cases := map[string]struct {
 		info map[string]string
 		view []clusterNode
-		repl map[string]string
+		repl replInfo
 		want string // "" for ready
 	}{
 		"HealthyReplica":        {ok, replicaView, up, ""},
 		"StateFail":             {map[string]string{"cluster_state": "fail"}, replicaView, up, "cluster_state"},
-		"ReplicaLinkDown":       {ok, replicaView, map[string]string{"master_link_status": "down"}, "master_link_status"},
+		"ReplicaLinkDown":       {ok, replicaView, replInfo{Role: roleReplica}, `master_link_status is "down"`},
+		"ReplicaSyncing":        {ok, replicaView, syncing, "still syncing"},
 		"ReplicaFollowsStaleIP": {ok, replicaView, stale, "stale address"},
 		"SlotOwnerWithoutAddr":  {ok, noaddr, up, "noaddr"},
-		"HealthyMaster":         {ok, []clusterNode{{ID: "m", IP: "10.0.0.1", Port: 6379, Flags: []string{"myself", "master"}, Slots: []slotRange{{0, 16383}}}}, nil, ""},
+		"HealthyMaster":         {ok, []clusterNode{{ID: "m", IP: "10.0.0.1", Port: 6379, Flags: []string{"myself", "master"}, Slots: []slotRange{{0, 16383}}}}, replInfo{Role: roleMaster}, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -120,24 +122,31 @@ func TestBestReplica(t *testing.T) {
 		{ID: "r3", IP: "10.0.0.4", Port: 6379, Flags: []string{"slave", "nofailover"}, MasterID: "m"},
 	}
 	cases := map[string]struct {
-		repl map[string]string
+		info string // INFO replication of the master
 		want string // node ID, or "" for an error
 	}{
-		"HighestOffset": {map[string]string{
-			"slave0": "ip=10.0.0.2,port=6379,state=online,offset=100,lag=0",
-			"slave1": "ip=10.0.0.3,port=6379,state=online,offset=120,lag=1"}, "r2"},
-		"SkipsLinkNotOnline": {map[string]string{
-			"slave0": "ip=10.0.0.2,port=6379,state=online,offset=100,lag=0",
-			"slave1": "ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0,lag=1"}, "r1"},
-		"SkipsNoFailover": {map[string]string{
-			"slave0": "ip=10.0.0.4,port=6379,state=online,offset=500,lag=0",
-			"slave1": "ip=10.0.0.3,port=6379,state=online,offset=10,lag=0"}, "r2"},
-		"NoReplica":  {map[string]string{"connected_slaves": "0"}, ""},
-		"OnlyNoFail": {map[string]string{"slave0": "ip=10.0.0.4,port=6379,state=online,offset=500,lag=0"}, ""},
+		"HighestOffset": {"role:master\r\nconnected_slaves:2\r\n" +
+			"slave0:ip=10.0.0.2,port=6379,state=online,offset=100,lag=0\r\n" +
+			"slave1:ip=10.0.0.3,port=6379,state=online,offset=120,lag=1\r\n", "r2"},
+		"LowestLagOnATie": {"role:master\r\n" +
+			"slave0:ip=10.0.0.2,port=6379,state=online,offset=120,lag=1\r\n" +
+			"slave1:ip=10.0.0.3,port=6379,state=online,offset=120,lag=0\r\n", "r2"},
+		"SkipsLinkNotOnline": {"role:master\r\n" +
+			"slave0:ip=10.0.0.2,port=6379,state=online,offset=100,lag=0\r\n" +
+			"slave1:ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0,lag=1\r\n", "r1"},
+		"SkipsNoFailover": {"role:master\r\n" +
+			"slave0:ip=10.0.0.4,port=6379,state=online,offset=500,lag=0\r\n" +
+			"slave1:ip=10.0.0.3,port=6379,state=online,offset=10,lag=0\r\n", "r2"},
+		"NoReplica":  {"role:master\r\nconnected_slaves:0\r\n", ""},
+		"OnlyNoFail": {"role:master\r\nslave0:ip=10.0.0.4,port=6379,state=online,offset=500,lag=0\r\n", ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := bestReplica(view, tc.repl)
+			repl, err := parseReplInfo(tc.info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := bestReplica(view, repl)
 			if tc.want == "" {
 				if err == nil {
 					t.Errorf("bestReplica() = %s, want an error", got.ID)

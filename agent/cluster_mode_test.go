@@ -16,7 +16,7 @@ type fakeNode struct {
 	ping        func() error
 	nodes       func() ([]clusterNode, error)
 	clusterInfo func() (map[string]string, error)
-	replication func() (map[string]string, error)
+	replication func() (replInfo, error)
 	failover    func() error
 	configSet   func(param, value string) error
 }
@@ -26,7 +26,7 @@ func (f *fakeNode) Nodes(context.Context) ([]clusterNode, error) { return f.node
 func (f *fakeNode) ClusterInfo(context.Context) (map[string]string, error) {
 	return f.clusterInfo()
 }
-func (f *fakeNode) Replication(context.Context) (map[string]string, error) {
+func (f *fakeNode) Replication(context.Context) (replInfo, error) {
 	return f.replication()
 }
 func (f *fakeNode) DBSize(context.Context) (int64, error)   { return 0, nil }
@@ -96,9 +96,7 @@ func TestClusterModePreStopReturnsAtOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			local := &fakeNode{
 				nodes: func() ([]clusterNode, error) { return view, nil },
-				replication: func() (map[string]string, error) {
-					return map[string]string{"role": "master", "connected_slaves": "0"}, nil
-				},
+				replication: func() (replInfo, error) { return replInfo{Role: roleMaster}, nil },
 				failover: noFailover,
 			}
 			m := fakeClusterMode(t, 6, map[string]*fakeNode{"10.0.0.1": local})
@@ -119,8 +117,8 @@ func TestClusterModeReady(t *testing.T) {
 		clusterInfo: func() (map[string]string, error) { return map[string]string{"cluster_state": "ok"}, nil },
 		// The trap from DESIGN.md: ok everywhere, but the replica follows
 		// an address that is not its master's any more.
-		replication: func() (map[string]string, error) {
-			return map[string]string{"master_link_status": "up", "master_host": "10.0.0.9", "master_port": "6379"}, nil
+		replication: func() (replInfo, error) {
+			return replInfo{Role: roleReplica, LinkUp: true, MasterHost: "10.0.0.9", MasterPort: 6379}, nil
 		},
 	}
 	m := fakeClusterMode(t, 6, map[string]*fakeNode{"10.0.0.1": local})

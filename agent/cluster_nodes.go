@@ -207,18 +207,3 @@ func rangesOf(slots []int) []slotRange {
 	}
 	return out
 }
-
-// parseInfo reads an INFO or CLUSTER INFO reply into key/value pairs.
-func parseInfo(reply string) map[string]string {
-	out := map[string]string{}
-	for _, line := range strings.Split(reply, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			out[k] = v
-		}
-	}
-	return out
-}

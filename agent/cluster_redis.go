@@ -19,7 +19,7 @@ type clusterNodeAPI interface {
 	Ping(ctx context.Context) error
 	Nodes(ctx context.Context) ([]clusterNode, error)
 	ClusterInfo(ctx context.Context) (map[string]string, error)
-	Replication(ctx context.Context) (map[string]string, error)
+	Replication(ctx context.Context) (replInfo, error)
 	DBSize(ctx context.Context) (int64, error)
 	Meet(ctx context.Context, ip string, port int) error
 	AddSlots(ctx context.Context, rs []slotRange) error
@@ -72,9 +72,12 @@ func (n *goClusterNode) ClusterInfo(ctx context.Context) (map[string]string, err
 	return parseInfo(s), err
 }
 
-func (n *goClusterNode) Replication(ctx context.Context) (map[string]string, error) {
+func (n *goClusterNode) Replication(ctx context.Context) (replInfo, error) {
 	s, err := n.c.Info(ctx, "replication").Result()
-	return parseInfo(s), err
+	if err != nil {
+		return replInfo{}, err
+	}
+	return parseReplInfo(s)
 }
 
 func (n *goClusterNode) DBSize(ctx context.Context) (int64, error) { return n.c.DBSize(ctx).Result() }

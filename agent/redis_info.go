@@ -1,15 +1,33 @@
 package agent
 
 import (
-	"bufio"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// replInfo is INFO replication (plus loading from INFO persistence) as the
-// sentinel loop needs it.
+// parseInfo reads an INFO or CLUSTER INFO reply ("key:value" lines, any
+// sections, "#" section headers) into key/value pairs. It is the one parser
+// of that format; replInfo interprets it. Unknown fields are kept, so newer
+// Redis versions still parse.
+func parseInfo(reply string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(reply, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// replInfo is INFO replication (plus loading from INFO persistence) as both
+// modes read it.
 type replInfo struct {
 	Role       string // roleMaster or roleReplica
 	MasterHost string // replicas only
@@ -17,7 +35,9 @@ type replInfo struct {
 	LinkUp     bool // master_link_status:up
 	// LinkDownFor is master_link_down_since_seconds while the link is
 	// down (0 when not reported, under a second, or -1: never linked).
-	LinkDownFor  time.Duration
+	LinkDownFor time.Duration
+	// Syncing is master_sync_in_progress:1, a replica's full sync.
+	Syncing      bool
 	ReplID       string
 	ReplID2      string
 	Offset       int64
@@ -26,73 +46,111 @@ type replInfo struct {
 	Replicas     []replicaEntry // masters only
 }
 
+// linkStatus is master_link_status as Redis says it: "up" or "down" on a
+// replica, "" on a master.
+func (r replInfo) linkStatus() string {
+	switch {
+	case r.Role != roleReplica:
+		return ""
+	case r.LinkUp:
+		return "up"
+	default:
+		return "down"
+	}
+}
+
 // replicaEntry is one slaveN line of a master's INFO replication.
 type replicaEntry struct {
 	Host   string
 	Port   int
 	State  string
 	Offset int64
+	Lag    int64
 }
 
-// parseReplInfo reads the fields of INFO output ("key:value" lines, any
-// sections). Unknown fields are ignored so newer Redis versions still parse.
+// parseReplInfo reads INFO output into replInfo. It fails on a missing role
+// or a field that is not a number where Redis writes one.
 func parseReplInfo(text string) (replInfo, error) {
-	var r replInfo
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var err error
-		switch {
-		case k == "role":
-			switch v {
-			case "master":
-				r.Role = roleMaster
-			case "slave", "replica":
-				r.Role = roleReplica
-			default:
-				return r, fmt.Errorf("INFO replication role %q is neither master nor slave", v)
-			}
-		case k == "master_host":
-			r.MasterHost = v
-		case k == "master_port":
-			r.MasterPort, err = strconv.Atoi(v)
-		case k == "master_link_status":
-			r.LinkUp = v == "up"
-		case k == "master_link_down_since_seconds":
-			var secs int64
-			secs, err = strconv.ParseInt(v, 10, 64)
-			if secs > 0 {
-				r.LinkDownFor = time.Duration(secs) * time.Second
-			}
-		case k == "master_replid":
-			r.ReplID = v
-		case k == "master_replid2":
-			if strings.Trim(v, "0") != "" {
-				r.ReplID2 = v
-			}
-		case k == "master_repl_offset":
-			r.Offset, err = strconv.ParseInt(v, 10, 64)
-		case k == "second_repl_offset":
-			r.SecondOffset, err = strconv.ParseInt(v, 10, 64)
-		case k == "loading":
-			r.Loading = v == "1"
-		case strings.HasPrefix(k, "slave") && strings.Contains(v, "ip="):
-			var e replicaEntry
-			e, err = parseReplicaEntry(v)
-			r.Replicas = append(r.Replicas, e)
-		}
-		if err != nil {
-			return r, fmt.Errorf("INFO field %s=%q: %w", k, v, err)
-		}
+	return replInfoOf(parseInfo(text))
+}
+
+func replInfoOf(info map[string]string) (replInfo, error) {
+	r := replInfo{
+		MasterHost: info["master_host"],
+		LinkUp:     info["master_link_status"] == "up",
+		Syncing:    info["master_sync_in_progress"] == "1",
+		ReplID:     info["master_replid"],
+		Loading:    info["loading"] == "1",
 	}
-	if r.Role == "" {
+	switch v, ok := info["role"]; {
+	case !ok:
 		return r, fmt.Errorf("INFO output has no role field")
+	case v == "master":
+		r.Role = roleMaster
+	case v == "slave" || v == "replica":
+		r.Role = roleReplica
+	default:
+		return r, fmt.Errorf("INFO replication role %q is neither master nor slave", v)
 	}
-	return r, nil
+	if v := info["master_replid2"]; strings.Trim(v, "0") != "" {
+		r.ReplID2 = v
+	}
+	var secs int64
+	for _, f := range []struct {
+		key string
+		dst any
+	}{{"master_port", &r.MasterPort}, {"master_link_down_since_seconds", &secs}, {"master_repl_offset", &r.Offset}, {"second_repl_offset", &r.SecondOffset}} {
+		if err := parseNumber(info, f.key, f.dst); err != nil {
+			return r, err
+		}
+	}
+	if secs > 0 {
+		r.LinkDownFor = time.Duration(secs) * time.Second
+	}
+	var err error
+	r.Replicas, err = replicaEntries(info)
+	return r, err
+}
+
+// parseNumber reads info[key], if present, into *dst (an *int or *int64).
+func parseNumber(info map[string]string, key string, dst any) error {
+	v, ok := info[key]
+	if !ok {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("INFO field %s=%q: %w", key, v, err)
+	}
+	switch d := dst.(type) {
+	case *int:
+		*d = int(n)
+	case *int64:
+		*d = n
+	}
+	return nil
+}
+
+// replicaEntries reads the slaveN lines in N order.
+func replicaEntries(info map[string]string) ([]replicaEntry, error) {
+	var keys []int
+	for k, v := range info {
+		n, ok := strings.CutPrefix(k, "slave")
+		if i, err := strconv.Atoi(n); ok && err == nil && strings.Contains(v, "ip=") {
+			keys = append(keys, i)
+		}
+	}
+	slices.Sort(keys)
+	var out []replicaEntry
+	for _, i := range keys {
+		k := "slave" + strconv.Itoa(i)
+		e, err := parseReplicaEntry(info[k])
+		if err != nil {
+			return out, fmt.Errorf("INFO field %s=%q: %w", k, info[k], err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // parseReplicaEntry reads "ip=10.0.0.1,port=6379,state=online,offset=42,lag=0".
@@ -110,6 +168,8 @@ func parseReplicaEntry(v string) (replicaEntry, error) {
 			e.State = val
 		case "offset":
 			e.Offset, err = strconv.ParseInt(val, 10, 64)
+		case "lag":
+			e.Lag, err = strconv.ParseInt(val, 10, 64)
 		}
 		if err != nil {
 			return e, err

@@ -48,7 +48,22 @@ func TestParseReplInfo(t *testing.T) {
 			text:   "loading:1\nrole:slave\nmaster_host:x\nmaster_port:6379\nmaster_link_status:up\n",
 			want:   replInfo{Role: roleReplica, MasterHost: "x", MasterPort: 6379, LinkUp: true, Loading: true},
 		},
-		"NoRole":    {reason: "not INFO replication output", text: "redis_version:7.0.15\n", err: true},
+		"ReplicasInOrder": {
+			reason: "slaveN lines in N order, lag read; slave_* fields are not replicas",
+			text: "role:master\r\nslave_read_only:1\r\nslave_priority:100\r\n" +
+				"slave10:ip=10.0.0.12,port=6379,state=online,offset=90,lag=1\r\n" +
+				"slave2:ip=10.0.0.4,port=6379,state=wait_bgsave,offset=0,lag=3\r\n",
+			want: replInfo{Role: roleMaster, Replicas: []replicaEntry{
+				{Host: "10.0.0.4", Port: 6379, State: "wait_bgsave", Lag: 3},
+				{Host: "10.0.0.12", Port: 6379, State: "online", Offset: 90, Lag: 1}}},
+		},
+		"Syncing": {
+			reason: "a replica in its first full sync",
+			text:   "role:slave\r\nmaster_host:m\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_sync_in_progress:1\r\n",
+			want:   replInfo{Role: roleReplica, MasterHost: "m", MasterPort: 6379, Syncing: true},
+		},
+		"BadReplicaLine": {reason: "garbage port in a slaveN line", text: "role:master\nslave0:ip=a,port=x,state=online,offset=1,lag=0\n", err: true},
+		"NoRole":         {reason: "not INFO replication output", text: "redis_version:7.0.15\n", err: true},
 		"BadOffset": {reason: "garbage offset", text: "role:master\nmaster_repl_offset:x\n", err: true},
 	}
 	for name, tc := range cases {
@@ -64,5 +79,14 @@ func TestParseReplInfo(t *testing.T) {
 				t.Errorf("%s\nparseReplInfo(...): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	// CLUSTER INFO of redis-server 7.0.15, abridged.
+	reply := "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_known_nodes:6\r\n\r\n# not a field\r\nno colon\r\n"
+	want := map[string]string{"cluster_state": "ok", "cluster_slots_assigned": "16384", "cluster_known_nodes": "6"}
+	if diff := cmp.Diff(want, parseInfo(reply)); diff != "" {
+		t.Errorf("parseInfo -want +got:\n%s", diff)
 	}
 }
