@@ -3,6 +3,7 @@ package localkube
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -79,6 +80,17 @@ func (p *provisioner) provision(ctx context.Context, c *corev1.PersistentVolumeC
 	if !ok {
 		return fmt.Errorf("claim %s/%s has no storage request", c.Namespace, c.Name)
 	}
+	// Like rancher's local-path provisioner: the directory exists before
+	// any pod mounts it, open to every uid, because a kubelet applies a
+	// pod's fsGroup to a hostPath volume's ownership never (Redis runs as
+	// 999 here, not root).
+	dir := filepath.Join(p.root, c.Namespace, c.Name)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("create volume directory for claim %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return fmt.Errorf("open volume directory %s: %w", dir, err)
+	}
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        "pvc-" + string(c.UID),
@@ -95,7 +107,7 @@ func (p *provisioner) provision(ctx context.Context, c *corev1.PersistentVolumeC
 				Namespace: c.Namespace, Name: c.Name, UID: c.UID,
 			},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(p.root, c.Namespace, c.Name)},
+				HostPath: &corev1.HostPathVolumeSource{Path: dir},
 			},
 		},
 	}
