@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
 
 // clusterSlots is the number of hash slots of a Redis Cluster.
@@ -71,114 +73,51 @@ func (n clusterNode) slotCount() int {
 	return c
 }
 
-// parseClusterNodes parses the reply of CLUSTER NODES (Redis 7.0 and later:
-// ip:port@cport[,hostname[,aux=value...]]). nodes.conf has its own parser in
-// package nodesconf; this one reads the live reply, which has no vars line.
+// parseClusterNodes parses the reply of CLUSTER NODES with nodesconf's
+// parser: Redis writes the reply and nodes.conf with the same function, the
+// reply only without the aux fields after the hostname and the vars line.
 func parseClusterNodes(reply string) ([]clusterNode, error) {
-	var out []clusterNode
-	for i, line := range strings.Split(reply, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		n, err := parseClusterNodeLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("CLUSTER NODES line %d %q: %w", i+1, line, err)
-		}
-		out = append(out, n)
+	if reply == "" {
+		return nil, nil
+	}
+	if !strings.HasSuffix(reply, "\n") {
+		reply += "\n" // a live reply is never cut short
+	}
+	f, err := nodesconf.Parse([]byte(reply))
+	if err != nil {
+		return nil, fmt.Errorf("CLUSTER NODES reply: %w", err)
+	}
+	out := make([]clusterNode, 0, len(f.Nodes))
+	for _, n := range f.Nodes {
+		out = append(out, clusterNodeOf(n))
 	}
 	return out, nil
 }
 
-func parseClusterNodeLine(line string) (clusterNode, error) {
-	f := strings.Fields(line)
-	if len(f) < 8 {
-		return clusterNode{}, fmt.Errorf("has %d fields, want at least 8", len(f))
+func clusterNodeOf(n *nodesconf.Node) clusterNode {
+	c := clusterNode{
+		ID: n.ID, IP: n.Addr.IP, Port: n.Addr.Port, Hostname: n.Addr.Hostname,
+		Flags: n.Flags, MasterID: n.MasterID, Connected: n.Link == "connected",
 	}
-	n := clusterNode{ID: f[0], Flags: strings.Split(f[2], ","), Connected: f[7] == "connected"}
-	if f[3] != "-" {
-		n.MasterID = f[3]
-	}
-	addr, aux, _ := strings.Cut(f[1], ",")
-	for i, a := range strings.Split(aux, ",") {
-		if k, v, ok := strings.Cut(a, "="); ok {
-			if k == "hostname" {
-				n.Hostname = v
-			}
-		} else if i == 0 {
-			n.Hostname = a
+	for _, a := range n.Addr.Aux {
+		if a.Key == "hostname" && c.Hostname == "" {
+			c.Hostname = a.Value
 		}
 	}
-	hostPort, _, _ := strings.Cut(addr, "@")
-	colon := strings.LastIndexByte(hostPort, ':')
-	if colon < 0 {
-		return clusterNode{}, fmt.Errorf("address %q has no port", f[1])
+	for _, r := range n.Slots {
+		c.Slots = append(c.Slots, slotRange{r.Start, r.End})
 	}
-	port, err := strconv.Atoi(hostPort[colon+1:])
-	if err != nil {
-		return clusterNode{}, fmt.Errorf("address %q: port: %w", f[1], err)
-	}
-	n.IP, n.Port = strings.Trim(hostPort[:colon], "[]"), port
-	for _, s := range f[8:] {
-		if strings.HasPrefix(s, "[") {
-			if err := n.parseOpenSlot(s); err != nil {
-				return clusterNode{}, err
-			}
-			continue
+	for _, mv := range n.Moves {
+		open := &c.Migrating
+		if mv.Importing {
+			open = &c.Importing
 		}
-		r, err := parseSlotRange(s)
-		if err != nil {
-			return clusterNode{}, err
+		if *open == nil {
+			*open = map[int]string{}
 		}
-		n.Slots = append(n.Slots, r)
+		(*open)[mv.Slot] = mv.NodeID
 	}
-	return n, nil
-}
-
-// parseOpenSlot reads "[slot->-id]" (migrating) or "[slot-<-id]" (importing).
-func (n *clusterNode) parseOpenSlot(s string) error {
-	body := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	if slot, id, ok := strings.Cut(body, "->-"); ok {
-		v, err := strconv.Atoi(slot)
-		if err != nil {
-			return fmt.Errorf("open slot %q: %w", s, err)
-		}
-		if n.Migrating == nil {
-			n.Migrating = map[int]string{}
-		}
-		n.Migrating[v] = id
-		return nil
-	}
-	if slot, id, ok := strings.Cut(body, "-<-"); ok {
-		v, err := strconv.Atoi(slot)
-		if err != nil {
-			return fmt.Errorf("open slot %q: %w", s, err)
-		}
-		if n.Importing == nil {
-			n.Importing = map[int]string{}
-		}
-		n.Importing[v] = id
-		return nil
-	}
-	return fmt.Errorf("open slot %q is neither [slot->-id] nor [slot-<-id]", s)
-}
-
-func parseSlotRange(s string) (slotRange, error) {
-	a, b, isRange := strings.Cut(s, "-")
-	from, err := strconv.Atoi(a)
-	if err != nil {
-		return slotRange{}, fmt.Errorf("slot %q: %w", s, err)
-	}
-	to := from
-	if isRange {
-		if to, err = strconv.Atoi(b); err != nil {
-			return slotRange{}, fmt.Errorf("slot range %q: %w", s, err)
-		}
-	}
-	if from < 0 || to >= clusterSlots || from > to {
-		return slotRange{}, fmt.Errorf("slot range %q is outside 0-%d", s, clusterSlots-1)
-	}
-	return slotRange{from, to}, nil
+	return c
 }
 
 // myself is the line flagged myself.
