@@ -19,7 +19,7 @@ import (
 // same but hides which pod is waiting, and booting as a master with an
 // impossible min-replicas-to-write would let Sentinel see a second master.
 func redisInclude(cfg Config, self string, masterHost string, password string) ([]byte, error) {
-	if password != "" && !redisWord(password) {
+	if password != "" && !sentinelconf.RewriteSafe(password) {
 		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
 	}
 	role := "replica of " + masterHost
@@ -40,7 +40,7 @@ func redisInclude(cfg Config, self string, masterHost string, password string) (
 // rewriteIncludeAuth replaces the auth lines of the include, keeping the
 // rest (the role it was written with at init).
 func rewriteIncludeAuth(path, password string) error {
-	if password != "" && !redisWord(password) {
+	if password != "" && !sentinelconf.RewriteSafe(password) {
 		return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
 	}
 	old, err := os.ReadFile(path)
@@ -61,18 +61,6 @@ func rewriteIncludeAuth(path, password string) error {
 		return fmt.Errorf("rotate the password in %s: %w", path, err)
 	}
 	return nil
-}
-
-func redisWord(s string) bool {
-	if s == "" || s[0] == '"' || s[0] == '\'' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // sentinelFile merges the agent's lines into the existing sentinel.conf.

@@ -284,19 +284,29 @@ func askSentinels(ctx context.Context, peers sentinelPeers, name string, log zer
 }
 
 func askSentinel(ctx context.Context, peers sentinelPeers, i int, name string, log zerolog.Logger) (sentinelView, error) {
-	ctx, cancel := context.WithTimeout(ctx, peers.Timeout)
-	defer cancel()
 	s := peers.Sentinel(peers.Addr(i))
 	defer s.Close()
-	host, _, ok, err := s.MasterAddr(ctx, name)
+	v, err := querySentinel(ctx, s, name, peers)
 	if err != nil {
 		log.Debug().Int("sentinel", i).Err(err).Msg("Sentinel unreachable")
+	}
+	return v, err
+}
+
+// querySentinel is the one Sentinel query of both init and the run loop:
+// which master s monitors under name, within one peer timeout. A Sentinel
+// that does not answer knows no master; its error is returned.
+func querySentinel(ctx context.Context, s sentinelNode, name string, peers sentinelPeers) (sentinelView, error) {
+	ctx, cancel := context.WithTimeout(ctx, peers.Timeout)
+	defer cancel()
+	host, _, ok, err := s.MasterAddr(ctx, name)
+	if err != nil {
 		return sentinelView{Master: -1}, err
 	}
 	if !ok {
 		return sentinelView{Reachable: true, Master: -1}, nil
 	}
-	return sentinelView{Reachable: true, Master: peers.ordinalOf(host)}, nil
+	return sentinelView{Reachable: true, Master: peers.ordinalOf(host), named: true}, nil
 }
 
 // isAuthError reports whether Redis or Sentinel refused the credentials:

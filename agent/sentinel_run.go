@@ -266,16 +266,8 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 }
 
 func (m *sentinelMode) askSentinel(ctx context.Context, i int) sentinelView {
-	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-	defer cancel()
-	host, _, ok, err := m.sentinels[i].MasterAddr(c, m.cfg.MasterName)
-	if err != nil {
-		return sentinelView{Master: -1}
-	}
-	if !ok {
-		return sentinelView{Reachable: true, Master: -1}
-	}
-	return sentinelView{Reachable: true, Master: m.peers.ordinalOf(host), named: true}
+	v, _ := querySentinel(ctx, m.sentinels[i], m.cfg.MasterName, m.peers)
+	return v
 }
 
 func (m *sentinelMode) roleOf(ctx context.Context, ordinal int) string {

@@ -75,7 +75,7 @@ func (p Params) Validate() error {
 	bad := func(field, value, problem string) error {
 		return &ParamError{Field: field, Value: value, Problem: problem}
 	}
-	if !isRewriteSafe(p.MasterName) {
+	if !RewriteSafe(p.MasterName) {
 		return bad("MasterName", p.MasterName, "must be a non-empty word without spaces, quotes or control characters (Sentinel writes it unquoted when it rewrites its file)")
 	}
 	if p.MasterHost != "" && !isHost(p.MasterHost) {
@@ -105,7 +105,7 @@ func (p Params) Validate() error {
 	if !isMyID(p.MyID) {
 		return bad("MyID", p.MyID, "must be 40 hex characters; use MyID(namespace, pod name)")
 	}
-	if p.Password != "" && !isRewriteSafe(p.Password) {
+	if p.Password != "" && !RewriteSafe(p.Password) {
 		// Measured with redis-sentinel 7.0.15: CONFIG REWRITE writes
 		// auth-pass and sentinel-pass unquoted, so a password with a space
 		// becomes extra arguments and Sentinel refuses its own file at the
@@ -123,9 +123,11 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// isRewriteSafe: Sentinel's CONFIG REWRITE writes master names and passwords
-// bare, so they must read back as one argument without quoting.
-func isRewriteSafe(s string) bool {
+// RewriteSafe reports whether s reads back as one bare argument: Sentinel's
+// CONFIG REWRITE writes master names and passwords unquoted, so a password
+// that is not rewrite-safe breaks sentinel.conf, and the redis.conf include
+// that carries the same password is held to the same rule.
+func RewriteSafe(s string) bool {
 	if s == "" || s[0] == '"' || s[0] == '\'' {
 		return false
 	}
