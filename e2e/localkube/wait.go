@@ -134,7 +134,7 @@ func (c *Cluster) waitDNS(ctx context.Context) error {
 
 // waitNodesReady waits for every configured node to report Ready.
 func (c *Cluster) waitNodesReady(ctx context.Context) error {
-	if c.nodes == nil {
+	if c.nodes == nil && len(c.realNodes) == 0 {
 		return nil
 	}
 	return c.poll(ctx, fmt.Sprintf("nodes %v Ready", c.opts.Nodes), "", 2*time.Minute, func(ctx context.Context) (bool, error) {

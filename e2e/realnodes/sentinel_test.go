@@ -98,7 +98,11 @@ func TestProductionOverlay(t *testing.T) {
 		if n, err := mc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || n < 1 {
 			t.Fatalf("WAIT 2 5000 on %s: %d replicas, %v", master, n, err)
 		}
-		terminating := watchTerminatingEndpoint(ctx, t, ns, master)
+		old, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		terminating := watchTerminatingEndpoint(ctx, ns, string(old.UID))
 		if err := cluster.DeletePod(ctx, ns, master); err != nil {
 			t.Fatal(err)
 		}
@@ -115,10 +119,15 @@ func TestProductionOverlay(t *testing.T) {
 			t.Errorf("new master %s refuses writes: %v", newMaster, err)
 		}
 		ep := terminating()
+		t.Logf("EndpointSlice while %s terminated: %s", master, ep.history)
 		if !ep.seen {
 			t.Errorf("EndpointSlice never reported %s with terminating=true during its preStop", master)
-		} else {
-			t.Logf("EndpointSlice while %s terminated: %s", master, ep.history)
+		}
+		// A real kubelet keeps probing readiness while preStop runs: the
+		// agent turns not-ready once the role is handed over, and the
+		// EndpointSlice must show that for the terminating endpoint.
+		if !ep.probedWhileTerminating {
+			t.Errorf("EndpointSlice never showed %s terminating and not serving: readiness was not probed during preStop", master)
 		}
 	})
 }
@@ -179,14 +188,16 @@ func podReadyCond(p *corev1.Pod) bool {
 }
 
 type endpointWatch struct {
-	seen    bool
-	history string
+	seen                   bool
+	probedWhileTerminating bool
+	history                string
 }
 
 // watchTerminatingEndpoint polls the headless Service's EndpointSlices for
-// the pod's endpoint until the pod is gone and reports whether it was ever
-// listed with terminating=true, with the conditions it went through.
-func watchTerminatingEndpoint(ctx context.Context, t *testing.T, ns, pod string) func() endpointWatch {
+// the endpoint of the pod with this UID (not its successor of the same
+// name) and reports whether it was ever listed with terminating=true, with
+// the conditions it went through.
+func watchTerminatingEndpoint(ctx context.Context, ns, uid string) func() endpointWatch {
 	var mu sync.Mutex
 	var res endpointWatch
 	var states []string
@@ -199,13 +210,16 @@ func watchTerminatingEndpoint(ctx context.Context, t *testing.T, ns, pod string)
 			if err == nil {
 				for _, s := range l.Items {
 					for _, e := range s.Endpoints {
-						if e.TargetRef == nil || e.TargetRef.Name != pod {
+						if e.TargetRef == nil || string(e.TargetRef.UID) != uid {
 							continue
 						}
 						st := fmt.Sprintf("ready=%v serving=%v terminating=%v", deref(e.Conditions.Ready), deref(e.Conditions.Serving), deref(e.Conditions.Terminating))
 						mu.Lock()
 						if deref(e.Conditions.Terminating) {
 							res.seen = true
+							if e.Conditions.Serving != nil && !*e.Conditions.Serving {
+								res.probedWhileTerminating = true
+							}
 						}
 						if len(states) == 0 || states[len(states)-1] != st {
 							states = append(states, st)
