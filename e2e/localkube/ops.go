@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -198,4 +199,22 @@ func (c *Cluster) Kubectl(ctx context.Context, stdout, stderr io.Writer, args ..
 		return fmt.Errorf("kubectl %s: %w (is kubectl on PATH?)", strings.Join(args, " "), err)
 	}
 	return nil
+}
+
+// ContainerLog returns what a container of the pod wrote, as `kubectl logs`
+// shows it (on the process-based node agent: its log file, every run).
+func (c *Cluster) ContainerLog(ctx context.Context, ns, pod, container string) (string, error) {
+	if !c.real() {
+		path, err := c.nodes.LogPath(ns, pod, container)
+		if err != nil {
+			return "", err
+		}
+		b, err := os.ReadFile(path)
+		return string(b), err
+	}
+	b, err := c.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
+	if err != nil {
+		return "", fmt.Errorf("logs of %s/%s container %s: %w", ns, pod, container, err)
+	}
+	return string(b), nil
 }

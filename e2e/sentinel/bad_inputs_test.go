@@ -144,10 +144,8 @@ func TestBadInputs(t *testing.T) {
 		}
 		var logged string
 		for _, p := range e.pods(ctx) {
-			if path, err := cluster.Kubelet().LogPath(e.ns, p.Name, "agent"); err == nil {
-				if b, err := os.ReadFile(path); err == nil {
-					logged += lineWithAll(string(b), append(want, `"level":"warn"`))
-				}
+			if b, err := cluster.ContainerLog(ctx, e.ns, p.Name, "agent"); err == nil {
+				logged += lineWithAll(b, append(want, `"level":"warn"`))
 			}
 		}
 		if logged == "" {
@@ -322,17 +320,13 @@ func (e *env) expectInitFailureOf(t *testing.T, ctx context.Context, victim stri
 	t.Logf("%s's init container exited %d, %s after the pod was replaced", victim, exit, time.Since(start).Round(time.Millisecond))
 
 	f := failedInit{t: t, e: e, ctx: ctx, victim: victim}
-	logPath, err := cluster.Kubelet().LogPath(e.ns, victim, "agent-init")
+	logs, err := cluster.ContainerLog(ctx, e.ns, victim, "agent-init")
 	if err != nil {
-		t.Fatalf("init container log path of %s: %v", victim, err)
+		t.Fatalf("init container log of %s: %v", victim, err)
 	}
-	logs, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatalf("read %s: %v", logPath, err)
-	}
-	f.log = string(logs)
+	f.log = logs
 	if l := lineWithAll(f.log, want); l == "" {
-		t.Errorf("no init log line of %s carries all of %q; log %s:\n%s", victim, want, logPath, logs)
+		t.Errorf("no init log line of %s carries all of %q; log:\n%s", victim, want, logs)
 	} else {
 		t.Logf("init error: %s", l)
 	}
