@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // The integration tests run real redis-server processes on loopback, each
@@ -48,7 +49,7 @@ type testPod struct {
 	ip      string
 	dir     string
 	cfg     Config
-	proc    *exec.Cmd
+	proc    *proctest.Proc
 	mode    *clusterMode
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -69,15 +70,8 @@ type testCluster struct {
 	events   []string
 }
 
-func needRedis(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed: run make deps")
-	}
-}
-
 func newTestCluster(t *testing.T, subnet int, scaleOut string) *testCluster {
-	needRedis(t)
+	proctest.NeedPrograms(t, "redis-server")
 	if subnet < 40 || subnet > 49 {
 		t.Fatalf("subnet 127.0.%d.x is outside the 127.0.40-49 range reserved for these tests", subnet)
 	}
@@ -135,25 +129,9 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("redis-server", confPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server for pod %d: %v", ordinal, err)
-	}
-	p.proc = cmd
-	t.Cleanup(func() { c.stopRedis(p) })
-	cl := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", p.ip, testRedisPort), Protocol: 2, DisableIdentity: true, Password: c.pw()})
-	defer cl.Close()
-	eventually(t, 10*time.Second, func() error { return cl.Ping(context.Background()).Err() }, "redis-server of pod %d answers", ordinal)
+	p.proc = proctest.Start(t, filepath.Join(p.dir, "redis.log"), "redis-server", confPath)
+	proctest.WaitPing(t, fmt.Sprintf("%s:%d", p.ip, testRedisPort), c.pw(), 10*time.Second)
 	return p
-}
-
-func (c *testCluster) stopRedis(p *testPod) {
-	if p.proc == nil {
-		return
-	}
-	_ = p.proc.Process.Kill()
-	_ = p.proc.Wait()
-	p.proc = nil
 }
 
 // startAgent runs the pod's agent in this process until the test ends.
@@ -253,9 +231,9 @@ func (c *testCluster) healthy(n int) error {
 			return fmt.Errorf("pod %d has no agent", o)
 		}
 		if err := p.mode.Ready(ctx); err != nil {
-			if p.proc != nil && p.proc.ProcessState != nil || strings.Contains(err.Error(), "connection refused") {
+			if p.proc != nil && exited(p.proc) || strings.Contains(err.Error(), "connection refused") {
 				log, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-				return fmt.Errorf("pod %d not ready: %w; redis.log tail:\n%s", o, err, tail(string(log), 3000))
+				return fmt.Errorf("pod %d not ready: %w; redis.log tail:\n%s", o, err, proctest.Tail(string(log), 3000))
 			}
 			return fmt.Errorf("pod %d not ready: %w", o, err)
 		}
@@ -295,22 +273,6 @@ func (c *testCluster) topology(n int) (masters map[int]int, replicas map[int]int
 	return masters, replicas, nil
 }
 
-// eventually polls f until it succeeds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error, what string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", fmt.Sprintf(what, args...), timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a wait for a condition
-	}
-}
-
 func writeKeys(t *testing.T, cc *redis.ClusterClient, prefix string, n int) {
 	t.Helper()
 	ctx := context.Background()
@@ -347,23 +309,18 @@ func (c *testCluster) shutdown(o int) {
 	if p.proc == nil {
 		return
 	}
-	_ = p.proc.Process.Signal(syscall.SIGTERM)
-	exited := make(chan struct{})
-	go func() { _ = p.proc.Wait(); close(exited) }()
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		log, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-		c.t.Logf("redis-server of pod %d ignored SIGTERM for 15s; killing it. Log tail:\n%s", o, tail(string(log), 1500))
-		_ = p.proc.Process.Kill()
-		<-exited
+	if p.proc.Stop(syscall.SIGTERM, 15*time.Second) {
+		c.t.Logf("redis-server of pod %d ignored SIGTERM for 15s; killed it. Log tail:\n%s", o, proctest.Tail(p.proc.Tail(), 1500))
 	}
 	p.proc = nil
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
+// exited reports whether the process ended.
+func exited(p *proctest.Proc) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
 	}
-	return s[len(s)-n:]
 }

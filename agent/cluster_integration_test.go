@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // formCluster starts n empty pods with their agents and waits until the
@@ -25,7 +27,7 @@ func formCluster(t *testing.T, c *testCluster, n int) time.Duration {
 	for o := 0; o < n; o++ {
 		c.startAgent(o)
 	}
-	eventually(t, 60*time.Second, func() error { return c.healthy(n) }, "cluster of %d pods healthy", n)
+	proctest.Eventually(t, 60*time.Second, func() error { return c.healthy(n) }, "cluster of %d pods healthy", n)
 	took := time.Since(start)
 	masters, replicas, err := c.topology(n)
 	if err != nil {
@@ -51,7 +53,7 @@ func TestClusterIntegrationCreate(t *testing.T) {
 	c := newTestCluster(t, 40, "replica")
 	took := formCluster(t, c, 6)
 	t.Logf("6 empty pods -> 3 masters x 1 replica, every pod ready: %s", took.Round(time.Millisecond))
-	eventually(t, 10*time.Second, func() error {
+	proctest.Eventually(t, 10*time.Second, func() error {
 		if !c.hasEvent("ClusterCreated") {
 			return fmt.Errorf("no ClusterCreated event yet; events: %v", c.events)
 		}
@@ -64,7 +66,7 @@ func TestClusterIntegrationCreate(t *testing.T) {
 	t.Logf("10000 keys written and read through a ClusterClient in %s", time.Since(start).Round(time.Millisecond))
 	// Idempotent: the coordinator does nothing more once the cluster is done.
 	var last string
-	eventually(t, 10*time.Second, func() error {
+	proctest.Eventually(t, 10*time.Second, func() error {
 		last = c.pods[0].mode.Status(context.Background()).(clusterStatus).LastDecision
 		if len(last) < 5 || last[:5] != "none:" {
 			return fmt.Errorf("last decision %q", last)
@@ -91,7 +93,7 @@ func TestClusterIntegrationResumeHalfDoneCreation(t *testing.T) {
 	for o := 0; o < 6; o++ {
 		c.startAgent(o)
 	}
-	eventually(t, 60*time.Second, func() error { return c.healthy(6) }, "resumed cluster healthy")
+	proctest.Eventually(t, 60*time.Second, func() error { return c.healthy(6) }, "resumed cluster healthy")
 	masters, replicas, err := c.topology(6)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +115,7 @@ func TestClusterIntegrationScaleOutAsReplica(t *testing.T) {
 	c.startRedis(6)
 	c.startAgent(6)
 	c.expected.Store(7)
-	eventually(t, 30*time.Second, func() error { return c.healthy(7) }, "7 pods healthy")
+	proctest.Eventually(t, 30*time.Second, func() error { return c.healthy(7) }, "7 pods healthy")
 	masters, replicas, err := c.topology(7)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +130,7 @@ func TestClusterIntegrationScaleOutAsReplica(t *testing.T) {
 	// cluster marks it failed the coordinator forgets it everywhere.
 	c.expected.Store(6)
 	scaleIn(t, c, 6)
-	eventually(t, 30*time.Second, func() error { return c.healthy(6) }, "6 pods healthy, pod 6 forgotten")
+	proctest.Eventually(t, 30*time.Second, func() error { return c.healthy(6) }, "6 pods healthy, pod 6 forgotten")
 	if !c.hasEvent("NodesForgotten") {
 		t.Errorf("no NodesForgotten event: %v", c.events)
 	}
@@ -161,7 +163,7 @@ func TestClusterIntegrationScaleOutAsMaster(t *testing.T) {
 	c.startAgent(6)
 	c.expected.Store(7)
 	start := time.Now()
-	eventually(t, 120*time.Second, func() error {
+	proctest.Eventually(t, 120*time.Second, func() error {
 		if err := c.healthy(7); err != nil {
 			return err
 		}
@@ -184,7 +186,7 @@ func TestClusterIntegrationScaleOutAsMaster(t *testing.T) {
 	c.startRedis(7)
 	c.startAgent(7)
 	c.expected.Store(8)
-	eventually(t, 30*time.Second, func() error {
+	proctest.Eventually(t, 30*time.Second, func() error {
 		if err := c.healthy(8); err != nil {
 			return err
 		}
@@ -203,7 +205,7 @@ func TestClusterIntegrationScaleOutAsMaster(t *testing.T) {
 	// the masters that stay; then both are forgotten.
 	c.expected.Store(6)
 	scaleIn(t, c, 7, 6)
-	eventually(t, 30*time.Second, func() error { return c.healthy(6) }, "6 pods healthy after scale-in")
+	proctest.Eventually(t, 30*time.Second, func() error { return c.healthy(6) }, "6 pods healthy after scale-in")
 	masters, _, err := c.topology(6)
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +371,7 @@ func TestClusterIntegrationFullRestartNewIPs(t *testing.T) {
 	for o := 0; o < 6; o++ {
 		c.startAgent(o)
 	}
-	eventually(t, 60*time.Second, func() error { return c.healthy(6) }, "cluster healthy after a full restart with new IPs")
+	proctest.Eventually(t, 60*time.Second, func() error { return c.healthy(6) }, "cluster healthy after a full restart with new IPs")
 	t.Logf("full restart, every IP rotated: every pod ready %s after redis-server start", time.Since(start).Round(time.Millisecond))
 	checkKeys(t, c.clusterClient(), "f", 5000)
 	// Every key readable through every node, not just through the client.
@@ -398,7 +400,7 @@ func TestClusterIntegrationWithPassword(t *testing.T) {
 	c.startRedis(6)
 	c.startAgent(6)
 	c.expected.Store(7)
-	eventually(t, 60*time.Second, func() error {
+	proctest.Eventually(t, 60*time.Second, func() error {
 		if err := c.healthy(7); err != nil {
 			return err
 		}
@@ -410,7 +412,7 @@ func TestClusterIntegrationWithPassword(t *testing.T) {
 	checkKeys(t, cc, "a", 3000)
 
 	c.rotate("p2")
-	eventually(t, 10*time.Second, func() error {
+	proctest.Eventually(t, 10*time.Second, func() error {
 		for o := 0; o < 7; o++ {
 			cl := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", c.ipOf(o), testRedisPort), Protocol: 2, DisableIdentity: true, Password: "p2"})
 			err := cl.Ping(context.Background()).Err()
@@ -421,6 +423,6 @@ func TestClusterIntegrationWithPassword(t *testing.T) {
 		}
 		return nil
 	}, "every node accepts the rotated password")
-	eventually(t, 30*time.Second, func() error { return c.healthy(7) }, "healthy after the rotation")
+	proctest.Eventually(t, 30*time.Second, func() error { return c.healthy(7) }, "healthy after the rotation")
 	checkKeys(t, c.clusterClient(), "a", 3000)
 }

@@ -95,9 +95,9 @@ func TestClusterModePreStopReturnsAtOnce(t *testing.T) {
 	for name, view := range map[string][]clusterNode{"Replica": replicaView, "MasterWithoutReplica": lonelyMaster} {
 		t.Run(name, func(t *testing.T) {
 			local := &fakeNode{
-				nodes: func() ([]clusterNode, error) { return view, nil },
+				nodes:       func() ([]clusterNode, error) { return view, nil },
 				replication: func() (replInfo, error) { return replInfo{Role: roleMaster}, nil },
-				failover: noFailover,
+				failover:    noFailover,
 			}
 			m := fakeClusterMode(t, 6, map[string]*fakeNode{"10.0.0.1": local})
 			if err := m.PreStop(context.Background()); err != nil {

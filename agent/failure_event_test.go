@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 func TestFailureEventNoteIsCappedAtTheAPILimit(t *testing.T) {
@@ -31,7 +33,7 @@ func TestFailureEventNoteIsCappedAtTheAPILimit(t *testing.T) {
 // TestInitFailurePublishedAsEvent: a failing init leaves a Warning Event on
 // its pod, in a real API server, carrying the error.
 func TestInitFailurePublishedAsEvent(t *testing.T) {
-	rc, _ := startAPIServer(t)
+	rc, _ := proctest.StartAPIServer(t)
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: rc.Host, InsecureSkipTLSVerify: true}
 	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{Token: rc.BearerToken}

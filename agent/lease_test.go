@@ -12,12 +12,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestLeaseStore runs the Lease's compare-and-swap and local-clock expiry
 // against a real kube-apiserver, with fake clocks for the two agents.
 func TestLeaseStore(t *testing.T) {
-	rc, _ := startAPIServer(t)
+	rc, _ := proctest.StartAPIServer(t)
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +109,7 @@ func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
 // the events (another agent's renewals and hand-over) without a GET; a
 // quiet watch (older than half the duration) or none at all means a GET.
 func TestLeaseStoreReadsFromItsWatch(t *testing.T) {
-	rc, _ := startAPIServer(t)
+	rc, _ := proctest.StartAPIServer(t)
 	counter := &countingRT{}
 	rcA := rest.CopyConfig(rc)
 	rcA.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })

@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestAllPeersStopping runs the full-restart check of the sentinel preStop
@@ -15,7 +17,7 @@ import (
 // deleted at once and can be created again under its name, as a
 // StatefulSet replaces a deleted pod.
 func TestAllPeersStopping(t *testing.T) {
-	rc, _ := startAPIServer(t)
+	rc, _ := proctest.StartAPIServer(t)
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func TestParseReplInfo(t *testing.T) {
 		},
 		"BadReplicaLine": {reason: "garbage port in a slaveN line", text: "role:master\nslave0:ip=a,port=x,state=online,offset=1,lag=0\n", err: true},
 		"NoRole":         {reason: "not INFO replication output", text: "redis_version:7.0.15\n", err: true},
-		"BadOffset": {reason: "garbage offset", text: "role:master\nmaster_repl_offset:x\n", err: true},
+		"BadOffset":      {reason: "garbage offset", text: "role:master\nmaster_repl_offset:x\n", err: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

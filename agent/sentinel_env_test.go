@@ -2,10 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // sentinelEnv is a three-pod sentinel-mode StatefulSet on loopback: real
@@ -26,7 +28,7 @@ import (
 type sentinelEnv struct {
 	t        *testing.T
 	kube     kubernetes.Interface
-	api      *testProc
+	api      *proctest.Proc
 	block    int        // third octet of the pods' loopback addresses
 	mu       sync.Mutex // guards password
 	password string
@@ -39,8 +41,8 @@ type envPod struct {
 	i        int
 	dir      string
 	cfg      Config
-	redis    *testProc
-	sentinel *testProc
+	redis    *proctest.Proc
+	sentinel *proctest.Proc
 	mode     *sentinelMode
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -77,12 +79,8 @@ func freeBlock(t *testing.T) int {
 
 func newSentinelEnv(t *testing.T) *sentinelEnv {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-sentinel"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed: %v", bin, err)
-		}
-	}
-	rc, api := startAPIServer(t)
+	proctest.NeedPrograms(t, "redis-server", "redis-sentinel")
+	rc, api := proctest.StartAPIServer(t)
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -184,29 +182,19 @@ func (e *sentinelEnv) writeRedisConf(i int, include bool, extra ...string) strin
 func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
 	p := e.pods[i]
 	conf := e.writeRedisConf(i, include, extra...)
-	p.redis = startProc(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
+	p.redis = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
 	pw := ""
 	if include {
 		pw = e.pw()
 	}
-	c := redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", Password: pw, Protocol: 2, DisableIdentity: true})
-	defer c.Close()
-	e.waitFor(10*time.Second, fmt.Sprintf("redis-server %d answers", i), func() (bool, string) {
-		err := c.Ping(context.Background()).Err()
-		return err == nil, fmt.Sprint(err)
-	})
+	proctest.WaitPing(e.t, e.addr(i)+":6379", pw, 10*time.Second)
 }
 
 func (e *sentinelEnv) startSentinel(i int) {
 	p := e.pods[i]
-	p.sentinel = startProc(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), "redis-sentinel", p.cfg.SentinelConf,
+	p.sentinel = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), "redis-sentinel", p.cfg.SentinelConf,
 		"--bind", e.addr(i), "--protected-mode", "no")
-	s := newSentinelNode(e.addr(i), 26379, e.pw, time.Second)
-	defer s.Close()
-	e.waitFor(10*time.Second, fmt.Sprintf("redis-sentinel %d answers", i), func() (bool, string) {
-		err := s.c.Ping(context.Background()).Err()
-		return err == nil, fmt.Sprint(err)
-	})
+	proctest.WaitPing(e.t, e.addr(i)+":26379", e.pw(), 10*time.Second)
 }
 
 // startAgent runs pod i's sidecar: the sentinel mode and the shared HTTP
@@ -276,25 +264,23 @@ func (e *sentinelEnv) leaseHolder() string {
 // waitFor polls cond until it holds or the deadline passes.
 func (e *sentinelEnv) waitFor(d time.Duration, what string, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
+	err := proctest.Until(context.Background(), d, func() error {
+		if ok, state := cond(); !ok {
+			return errors.New(state)
 		}
-		if time.Now().After(deadline) {
-			e.dumpLogs()
-			e.t.Fatalf("%s: not within %s; last state: %s", what, d, state)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		e.dumpLogs()
+		e.t.Fatalf("%s: not within %s; last state: %v", what, d, err)
 	}
 }
 
 func (e *sentinelEnv) dumpLogs() {
 	for _, p := range e.pods {
-		for _, pr := range []*testProc{p.redis, p.sentinel} {
+		for _, pr := range []*proctest.Proc{p.redis, p.sentinel} {
 			if pr != nil {
-				e.t.Logf("--- %s\n%s", pr.log, pr.tail())
+				e.t.Logf("--- %s\n%s", pr.Log(), pr.Tail())
 			}
 		}
 	}

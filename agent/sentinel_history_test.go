@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestElectionAfterFailoverWithRealRedis checks the election's view of a
@@ -19,7 +21,7 @@ import (
 // pod, and Redis itself drops the old master's tail when it rejoins, so the
 // election loses nothing Redis would have kept.
 func TestElectionAfterFailoverWithRealRedis(t *testing.T) {
-	needRedis(t)
+	proctest.NeedPrograms(t, "redis-server")
 	ctx := context.Background()
 	block := freeBlock(t)
 	addr := func(i int) string { return fmt.Sprintf("127.0.%d.%d", block, 10+i) }
@@ -35,11 +37,11 @@ func TestElectionAfterFailoverWithRealRedis(t *testing.T) {
 		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startProc(t, filepath.Join(dir, "redis.log"), "redis-server", conf)
+		proctest.Start(t, filepath.Join(dir, "redis.log"), "redis-server", conf)
 		clients[i] = redis.NewClient(&redis.Options{Addr: addr(i) + ":6379", Protocol: 2, DisableIdentity: true})
 		defer clients[i].Close()
 		c := clients[i]
-		eventually(t, 10*time.Second, func() error { return c.Ping(ctx).Err() }, "redis-server %d answers", i)
+		proctest.Eventually(t, 10*time.Second, func() error { return c.Ping(ctx).Err() }, "redis-server %d answers", i)
 	}
 	oldM, promoted := clients[0], clients[1]
 	state := func(c *redis.Client) nodeState {
@@ -63,7 +65,7 @@ func TestElectionAfterFailoverWithRealRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, func() error {
+	proctest.Eventually(t, 20*time.Second, func() error {
 		if n, err := oldM.Do(ctx, "WAIT", 1, 1000).Int(); err != nil || n != 1 {
 			return fmt.Errorf("WAIT 1: %d, %v", n, err)
 		}
@@ -106,7 +108,7 @@ func TestElectionAfterFailoverWithRealRedis(t *testing.T) {
 	if err := oldM.ReplicaOf(ctx, addr(1), "6379").Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	proctest.Eventually(t, 20*time.Second, func() error {
 		r, err := oldM.Info(ctx, "replication").Result()
 		if err != nil {
 			return err

@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestSentinelModeLifecycle drives one three-pod StatefulSet through a cold
@@ -56,10 +58,10 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(100, 200)
-	e.pods[1].redis.stop(syscall.SIGTERM, 10*time.Second) // saves at shutdown
+	e.pods[1].redis.Stop(syscall.SIGTERM, 10*time.Second) // saves at shutdown
 	write(200, 300)
-	e.pods[2].redis.stop(syscall.SIGTERM, 10*time.Second)
-	e.pods[0].redis.stop(syscall.SIGKILL, time.Second)
+	e.pods[2].redis.Stop(syscall.SIGTERM, 10*time.Second)
+	e.pods[0].redis.Stop(syscall.SIGKILL, time.Second)
 
 	t.Run("InitBootsFencedAndIsIdempotent", func(t *testing.T) {
 		for i := 0; i < envPods; i++ {
@@ -155,7 +157,7 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // writes before the kill, so there is a gap to measure
 		switched := subscribeSwitch(e, (old+1)%envPods)
 		killed := time.Now()
-		e.pods[old].redis.stop(syscall.SIGKILL, time.Second)
+		e.pods[old].redis.Stop(syscall.SIGKILL, time.Second)
 		var newMaster int
 		e.waitFor(30*time.Second, "a new master agreed by role, Lease and label", func() (bool, string) {
 			m, s := e.masterOf()
@@ -318,13 +320,11 @@ func TestSentinelModeLifecycle(t *testing.T) {
 			return out, nil
 		}
 		for _, p := range e.pods {
-			if err := p.sentinel.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			p.sentinel.Signal(t, syscall.SIGSTOP)
 		}
 		defer func() {
 			for _, p := range e.pods {
-				_ = p.sentinel.cmd.Process.Signal(syscall.SIGCONT)
+				p.sentinel.Signal(t, syscall.SIGCONT)
 			}
 		}()
 		pctx, cancel := context.WithTimeout(ctx, e.pods[m].cfg.SwitchoverTimeout)
@@ -391,8 +391,8 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 		}
 		r := otherThan(m)
 		e.stopAgent(r)
-		e.pods[r].sentinel.stop(syscall.SIGTERM, 10*time.Second)
-		e.pods[r].redis.stop(syscall.SIGTERM, 10*time.Second)
+		e.pods[r].sentinel.Stop(syscall.SIGTERM, 10*time.Second)
+		e.pods[r].redis.Stop(syscall.SIGTERM, 10*time.Second)
 
 		// A wrong password file: the peers refuse it, init fails naming
 		// the file, and neither config file is touched.
@@ -481,7 +481,7 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 		w := startWriter(t, e)
 		time.Sleep(500 * time.Millisecond)
 		killed := time.Now()
-		e.pods[old].redis.stop(syscall.SIGKILL, time.Second)
+		e.pods[old].redis.Stop(syscall.SIGKILL, time.Second)
 		e.startRedis(old, true)
 		var newMaster int
 		e.waitFor(20*time.Second, "a replica takes over from the restarted master", func() (bool, string) {
@@ -507,18 +507,18 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 		w := startWriter(t, e)
 		e.waitFor(5*time.Second, "writer running", func() (bool, string) { return true, "" })
 		time.Sleep(300 * time.Millisecond)
-		e.api.signal(t, syscall.SIGSTOP)
+		e.api.Signal(t, syscall.SIGSTOP)
 		stopped := true
 		defer func() {
 			if stopped {
-				e.api.signal(t, syscall.SIGCONT)
+				e.api.Signal(t, syscall.SIGCONT)
 			}
 		}()
 		// Observe for longer than the renew deadline: with a Sentinel
 		// majority reachable the master must not fence.
 		time.Sleep(e.pods[m].cfg.RenewDeadline + 3*time.Second)
 		res := w.stop()
-		e.api.signal(t, syscall.SIGCONT)
+		e.api.Signal(t, syscall.SIGCONT)
 		stopped = false
 		e.pods[m].mode.mu.Lock()
 		fenced := e.pods[m].mode.fenced
@@ -539,7 +539,7 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 			m, s = e.masterOf()
 			return m >= 0, s
 		})
-		var frozen []*testProc
+		var frozen []*proctest.Proc
 		for i := 0; i < envPods; i++ {
 			if i != m {
 				frozen = append(frozen, e.pods[i].sentinel)
@@ -547,13 +547,13 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 		}
 		frozen = append(frozen, e.api)
 		for _, p := range frozen {
-			p.signal(t, syscall.SIGSTOP)
+			p.Signal(t, syscall.SIGSTOP)
 		}
 		thawed := false
 		thaw := func() {
 			if !thawed {
 				for _, p := range frozen {
-					p.signal(t, syscall.SIGCONT)
+					p.Signal(t, syscall.SIGCONT)
 				}
 				thawed = true
 			}

@@ -3,39 +3,30 @@ package sentinelconf
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestSplitArgsMatchesRedis feeds every splitCases line to redis-cli, which
 // splits the lines it reads from stdin with sdssplitargs like the config
 // loader does, and compares what a real redis-server received.
 func TestSplitArgsMatchesRedis(t *testing.T) {
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed: %v", bin, err)
-		}
-	}
+	proctest.NeedPrograms(t, "redis-server", "redis-cli")
 	const host, port = "127.0.20.61", "6391"
-	srv := exec.Command("redis-server", "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", t.TempDir())
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	dir := t.TempDir()
+	proctest.Start(t, filepath.Join(dir, "redis.log"), "redis-server", "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", dir)
+	proctest.WaitPing(t, host+":"+port, "", 30*time.Second)
 	rdb := redis.NewClient(&redis.Options{Addr: host + ":" + port})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for rdb.Ping(ctx).Err() != nil {
-		if ctx.Err() != nil {
-			t.Fatalf("redis-server on %s:%s did not answer PING within 30s", host, port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	for name, tc := range splitCases {
 		t.Run(name, func(t *testing.T) {
 			if err := rdb.Del(ctx, "k").Err(); err != nil {

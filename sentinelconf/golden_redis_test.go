@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestGoldenLoadsInSentinel starts a real redis-sentinel on every merged
@@ -21,9 +22,7 @@ import (
 // when Merge repaired a file Sentinel had broken. Only the dir and logfile
 // lines are pointed at a temp dir: they name the generator's deleted one.
 func TestGoldenLoadsInSentinel(t *testing.T) {
-	if _, err := exec.LookPath("redis-sentinel"); err != nil {
-		t.Skipf("redis-sentinel not installed: %v", err)
-	}
+	proctest.NeedPrograms(t, "redis-sentinel")
 	files, err := filepath.Glob("testdata/merge-real-*.golden")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no merged golden files: %v", err)
@@ -57,37 +56,23 @@ func TestGoldenLoadsInSentinel(t *testing.T) {
 			if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("redis-sentinel", confPath)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-done
-				if t.Failed() {
-					log, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
-					t.Logf("sentinel.log:\n%s", log)
-				}
-			})
+			p := proctest.Start(t, filepath.Join(dir, "sentinel.log"), "redis-sentinel", confPath)
 			sc := redis.NewSentinelClient(&redis.Options{Addr: bind + ":" + port, Password: password, MaxRetries: -1})
 			t.Cleanup(func() { _ = sc.Close() })
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			var masters []any
-			for {
-				masters, err = sc.Masters(ctx).Result()
-				if err == nil {
-					break
-				}
+			err = proctest.Until(ctx, 20*time.Second, func() error {
 				select {
-				case <-done:
+				case <-p.Done():
 					t.Fatalf("redis-sentinel exited: it refused the file")
-				case <-ctx.Done():
-					t.Fatalf("redis-sentinel on %s:%s did not answer: %v", bind, port, err)
-				case <-time.After(50 * time.Millisecond):
+				default:
 				}
+				masters, err = sc.Masters(ctx).Result()
+				return err
+			})
+			if err != nil {
+				t.Fatalf("redis-sentinel on %s:%s did not answer: %v", bind, port, err)
 			}
 			if !monitored {
 				if len(masters) != 0 {

@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 // TestNodesconfRewriteRotatedCluster is the full-restart case the seed's
@@ -26,9 +27,7 @@ import (
 // cluster is whole again; with the seed's sed (myself only) it is not.
 // Addresses: 127.0.11.x-127.0.14.x, port 7100.
 func TestNodesconfRewriteRotatedCluster(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH")
-	}
+	proctest.NeedPrograms(t, "redis-server")
 	for _, topo := range []struct {
 		name       string
 		replicas   int
@@ -58,12 +57,12 @@ func testRotation(t *testing.T, replicas int, oursNet, seedNet string) {
 		}
 		start := time.Now()
 		c.startAll(t, c.newIP)
-		err := poll(t.Context(), 30*time.Second, func() error { return c.tablesAndKeys(t.Context(), c.newIP, false) })
+		err := proctest.Until(t.Context(), 30*time.Second, func() error { return c.tablesAndKeys(t.Context(), c.newIP, false) })
 		if err != nil {
 			t.Fatalf("node tables not correct 30s after the restart with rewritten nodes.conf: %v", err)
 		}
 		t.Logf("ours: every node lists every peer at its new address, connected, %.2fs after start", time.Since(start).Seconds())
-		err = poll(t.Context(), 30*time.Second, func() error { return c.check(t.Context(), c.newIP) })
+		err = proctest.Until(t.Context(), 30*time.Second, func() error { return c.check(t.Context(), c.newIP) })
 		if err != nil {
 			t.Fatalf("cluster not whole 30s after the restart with rewritten nodes.conf: %v", err)
 		}
@@ -82,11 +81,11 @@ func testRotation(t *testing.T, replicas int, oursNet, seedNet string) {
 		}
 		start := time.Now()
 		c.startAll(t, c.newIP)
-		okErr := poll(t.Context(), 20*time.Second, func() error { return c.stateOK(t.Context(), c.newIP) })
+		okErr := proctest.Until(t.Context(), 20*time.Second, func() error { return c.stateOK(t.Context(), c.newIP) })
 		t.Logf("seed: cluster_state:ok on every node after %.2fs: %v", time.Since(start).Seconds(), okErr == nil)
 		// Give it the same 30 s ours had to become whole; it must not.
 		var last error
-		err := poll(t.Context(), 30*time.Second, func() error {
+		err := proctest.Until(t.Context(), 30*time.Second, func() error {
 			last = c.check(t.Context(), c.newIP)
 			return last
 		})
@@ -104,8 +103,7 @@ func testRotation(t *testing.T, replicas int, oursNet, seedNet string) {
 type rotationNode struct {
 	dir  string
 	id   string
-	proc *exec.Cmd
-	done chan struct{}
+	proc *proctest.Proc
 }
 
 type rotationCluster struct {
@@ -166,17 +164,17 @@ func newRotationCluster(t *testing.T, netPrefix string, replicas int) *rotationC
 		cl := c.client(c.oldIP(i))
 		defer cl.Close()
 		// The replica must have heard of its master through gossip first.
-		if err := poll(ctx, 30*time.Second, func() error {
+		if err := proctest.Until(ctx, 30*time.Second, func() error {
 			return cl.ClusterReplicate(ctx, c.nodes[owner(i)].id).Err()
 		}); err != nil {
 			t.Fatalf("node %d: CLUSTER REPLICATE %s: %v", i, c.nodes[owner(i)].id, err)
 		}
 	}
-	if err := poll(ctx, 60*time.Second, func() error { return c.check(ctx, c.oldIP) }); err != nil {
+	if err := proctest.Until(ctx, 60*time.Second, func() error { return c.check(ctx, c.oldIP) }); err != nil {
 		t.Fatalf("cluster did not form: %v", err)
 	}
 	// Hostnames travel in ping extensions; nodes.conf must carry them.
-	if err := poll(ctx, 30*time.Second, func() error {
+	if err := proctest.Until(ctx, 30*time.Second, func() error {
 		for i := range c.nodes {
 			cl := c.client(c.oldIP(i))
 			out, err := cl.ClusterNodes(ctx).Result()
@@ -217,7 +215,7 @@ func newRotationCluster(t *testing.T, netPrefix string, replicas int) *rotationC
 		}
 		_ = cl.ShutdownSave(ctx).Err() // the connection drops as it exits
 		select {
-		case <-n.done:
+		case <-n.proc.Done():
 		case <-time.After(20 * time.Second):
 			t.Fatalf("node %d did not exit after SHUTDOWN", i)
 		}
@@ -247,28 +245,8 @@ func (c *rotationCluster) startAll(t *testing.T, ip func(int) string) {
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command("redis-server", path)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		n.proc, n.done = cmd, done
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL) // no-op once it exited
-			<-done
-			if t.Failed() {
-				if log, err := os.ReadFile(filepath.Join(n.dir, "redis.log")); err == nil {
-					t.Logf("node %d redis.log tail:\n%s", i, tail(string(log), 15))
-				}
-			}
-		})
-		cl := c.client(ip(i))
-		err := poll(t.Context(), 20*time.Second, func() error { return cl.Ping(t.Context()).Err() })
-		cl.Close()
-		if err != nil {
-			t.Fatalf("node %d at %s does not answer: %v", i, ip(i), err)
-		}
+		n.proc = proctest.Start(t, filepath.Join(n.dir, "redis.log"), "redis-server", path)
+		proctest.WaitPing(t, c.addr(ip(i)), "", 20*time.Second)
 	}
 }
 
@@ -427,28 +405,4 @@ func (c *rotationCluster) clusterNodes(ctx context.Context, ip string) string {
 		return err.Error()
 	}
 	return out
-}
-
-// poll calls f until it returns nil or timeout passes; it returns f's last error.
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-tick.C:
-		}
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

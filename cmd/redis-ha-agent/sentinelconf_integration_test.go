@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -26,11 +25,7 @@ import (
 // its Sentinel starts from the merged file with the epochs and the master
 // it had, and without the removed peer.
 func TestSentinelconfRenderIntegration(t *testing.T) {
-	for _, bin := range []string{"redis-server", "redis-sentinel"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed: %v", bin, err)
-		}
-	}
+	proctest.NeedPrograms(t, "redis-server", "redis-sentinel")
 	scClearEnv(t)
 	ctx := t.Context()
 	const (
@@ -63,11 +58,11 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 		if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		scStart(t, filepath.Join(dirs[i], "redis.log"), "redis-server", path)
+		proctest.Start(t, filepath.Join(dirs[i], "redis.log"), "redis-server", path)
 	}
 	replica := redis.NewClient(&redis.Options{Addr: redisAddr(1), Password: password, MaxRetries: -1})
 	t.Cleanup(func() { _ = replica.Close() })
-	if err := scPoll(ctx, 30*time.Second, func() error {
+	if err := proctest.Until(ctx, 30*time.Second, func() error {
 		info, err := replica.Info(ctx, "replication").Result()
 		if err != nil {
 			return err
@@ -95,9 +90,9 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 			t.Fatalf("render for pod %d: %v\n%s", i, err, logs)
 		}
 	}
-	startSentinel := func(i int) *scProc {
+	startSentinel := func(i int) *proctest.Proc {
 		t.Helper()
-		return scStart(t, filepath.Join(dirs[i], "sentinel.log"), "redis-sentinel", confPath(i),
+		return proctest.Start(t, filepath.Join(dirs[i], "sentinel.log"), "redis-sentinel", confPath(i),
 			"--bind", ips[i], "--bind-source-addr", ips[i], "--protected-mode", "no", "--dir", dirs[i], "--logfile", "sentinel.log")
 	}
 	sentinelClient := func(i int) *redis.SentinelClient {
@@ -116,7 +111,7 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 
 	// What was rendered is what Sentinel runs with.
 	var got map[string]string
-	if err := scPoll(ctx, 30*time.Second, func() (err error) {
+	if err := proctest.Until(ctx, 30*time.Second, func() (err error) {
 		got, err = masterView(sc0)
 		if err != nil {
 			return err
@@ -147,11 +142,11 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 	}
 
 	// A failover gives the epochs something to keep.
-	if err := scPoll(ctx, 30*time.Second, func() error { return sc0.Failover(ctx, "mymaster").Err() }); err != nil {
+	if err := proctest.Until(ctx, 30*time.Second, func() error { return sc0.Failover(ctx, "mymaster").Err() }); err != nil {
 		t.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
 	for i, c := range []*redis.SentinelClient{sc0, sc1} {
-		if err := scPoll(ctx, 30*time.Second, func() error {
+		if err := proctest.Until(ctx, 30*time.Second, func() error {
 			addr, err := c.GetMasterAddrByName(ctx, "mymaster").Result()
 			if err != nil {
 				return err
@@ -167,7 +162,7 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 	// Sentinel has rewritten its file: the epoch and the peer are in it.
 	var before sentinelconf.Master
 	var beforeEpoch uint64
-	if err := scPoll(ctx, 30*time.Second, func() error {
+	if err := proctest.Until(ctx, 30*time.Second, func() error {
 		if err := sc0.FlushConfig(ctx).Err(); err != nil {
 			return err
 		}
@@ -191,8 +186,8 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 
 	// Pod 1's Sentinel goes away for good; pod 0 restarts and renders again
 	// with the master its Sentinels agreed on and no peers.
-	s1.stop(t)
-	s0.stop(t)
+	s1.Stop(syscall.SIGTERM, 20*time.Second)
+	s0.Stop(syscall.SIGTERM, 20*time.Second)
 	render(0, ips[1])
 	f, err := scParseFile(confPath(0))
 	if err != nil {
@@ -215,7 +210,7 @@ func TestSentinelconfRenderIntegration(t *testing.T) {
 
 	startSentinel(0)
 	sc0 = sentinelClient(0)
-	if err := scPoll(ctx, 30*time.Second, func() (err error) {
+	if err := proctest.Until(ctx, 30*time.Second, func() (err error) {
 		got, err = masterView(sc0)
 		return err
 	}); err != nil {
@@ -259,64 +254,4 @@ func scParseFile(path string) (*sentinelconf.File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
-}
-
-// scProc is a redis-server or redis-sentinel started by a test.
-type scProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// scStart starts a process that is killed when the test ends; on failure
-// the test log shows the tail of its log file.
-func scStart(t *testing.T, logPath, name string, args ...string) *scProc {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &scProc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL) // no-op once it exited
-		<-p.done
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-				t.Logf("%s %s log tail:\n%s", name, args[0], strings.Join(lines[max(0, len(lines)-20):], "\n"))
-			}
-		}
-	})
-	return p
-}
-
-// stop ends the process the way Kubernetes does: SIGTERM, then SIGKILL.
-func (p *scProc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// scPoll calls f until it returns nil or timeout passes; it returns f's last error.
-func scPoll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %w", timeout, err)
-		case <-tick.C:
-		}
-	}
 }
