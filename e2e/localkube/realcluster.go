@@ -184,6 +184,9 @@ func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool
 			errs = append(errs, err)
 		}
 	}
+	if removePods {
+		thawAll(n.cgroupRoot())
+	}
 	if removePods && cd != nil && !cd.exited() {
 		if _, err := c.crictl(ctx, n, "rmp", "--all", "--force"); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: remove pods: %w", n.name, err))
@@ -195,6 +198,7 @@ func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool
 		}
 	}
 	if removePods {
+		thawAll(n.cgroupRoot())
 		if err := killRuncContainers(ctx, n.runcRoot()); err != nil {
 			errs = append(errs, err)
 		}

@@ -239,6 +239,9 @@ func removeCgroups(runID string) error {
 			if !e.IsDir() || !strings.HasPrefix(e.Name(), "localkube-"+runID+"-") {
 				continue
 			}
+			if strings.HasSuffix(h, "/freezer") {
+				thawAll(e.Name())
+			}
 			if err := rmdirTree(filepath.Join(h, e.Name())); err != nil {
 				errs = append(errs, err)
 			}
@@ -255,21 +258,37 @@ func rmdirTree(dir string) error {
 		}
 		return nil
 	})
-	var last error
+	// A cgroup still emptying (a process exiting) refuses rmdir for a
+	// moment; retry, but within one deadline for the whole tree so a
+	// process that will not die cannot stall teardown.
+	deadline := time.Now().Add(10 * time.Second)
 	for i := len(dirs) - 1; i >= 0; i-- {
-		// A cgroup still emptying (a process exiting) refuses rmdir for a
-		// moment; retry briefly.
-		for try := 0; try < 20; try++ {
-			if err := os.Remove(dirs[i]); err == nil || errors.Is(err, os.ErrNotExist) {
-				last = nil
+		for {
+			err := os.Remove(dirs[i])
+			if err == nil || errors.Is(err, os.ErrNotExist) {
 				break
-			} else {
-				last = fmt.Errorf("remove cgroup %s: %w", dirs[i], err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("remove cgroup %s: %w (a process is still in it)", dirs[i], err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return last
+	return nil
+}
+
+// thawAll thaws every frozen cgroup of the node: a process in a frozen
+// cgroup does not die from SIGKILL until it is thawed, so teardown thaws
+// first (the kubelet cannot kill a frozen pod either).
+func thawAll(cgroupRoot string) {
+	_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup/freezer", cgroupRoot), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == "freezer.state" {
+			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+				_ = os.WriteFile(p, []byte("THAWED"), 0o644)
+			}
+		}
+		return nil
+	})
 }
 
 // nodeLabelsFlag renders Options.NodeLabels for --node-labels.

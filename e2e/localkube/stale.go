@@ -167,6 +167,7 @@ func removeRun(ctx context.Context, runID, stateDir string) error {
 	if stateDir != "" {
 		// Real nodes: the runc shims outlive a killed containerd, so their
 		// containers are stopped here, through runc's own state.
+		thawRun(runID)
 		nodes, _ := filepath.Glob(filepath.Join(stateDir, "nodes", "*", "runc"))
 		for _, root := range nodes {
 			if err := killRuncContainers(ctx, root); err != nil {
@@ -265,4 +266,14 @@ func removeOrphanCNINetns(ctx context.Context, log zerolog.Logger) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// thawRun thaws every node cgroup tree of a run (see thawAll).
+func thawRun(runID string) {
+	entries, _ := os.ReadDir("/sys/fs/cgroup/freezer")
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "localkube-"+runID+"-") {
+			thawAll("/" + e.Name())
+		}
+	}
 }
