@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -202,6 +204,7 @@ func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool
 		if err := killRuncContainers(ctx, n.runcRoot()); err != nil {
 			errs = append(errs, err)
 		}
+		killShims(n.dir)
 		if err := unmountUnder(n.dir); err != nil {
 			errs = append(errs, err)
 		}
@@ -275,4 +278,21 @@ func (c *Cluster) StartNode(ctx context.Context, name string) error {
 		return err
 	}
 	return c.startKubelet(n)
+}
+
+// killShims SIGKILLs the containerd shims that serve a node under dir: a
+// shim whose containerd is gone never learns that its container was
+// deleted and would wait forever.
+func killShims(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("containerd-shim")) || !bytes.Contains(b, []byte(dir+"/")) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

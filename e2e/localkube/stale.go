@@ -173,6 +173,7 @@ func removeRun(ctx context.Context, runID, stateDir string) error {
 			if err := killRuncContainers(ctx, root); err != nil {
 				errs = append(errs, err)
 			}
+			killShims(filepath.Dir(root))
 		}
 		if err := unmountUnder(stateDir); err != nil {
 			errs = append(errs, err)
