@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
 )
 
@@ -128,56 +129,43 @@ func (m *clusterMode) peer(ctx context.Context, ordinal int) (clusterNodeAPI, st
 }
 
 // Run reconciles until ctx ends: a pass every FastInterval until the
-// cluster is settled, then every --resync-interval.
+// cluster is settled, then every --resync-interval. The coordinator
+// election and the password watcher run in the same errgroup as the loop,
+// so the connections are closed only after all of them have stopped.
 func (m *clusterMode) Run(ctx context.Context) error {
 	defer m.conns.close()
+	g, ctx := errgroup.WithContext(ctx)
 	if m.env.RunElection != nil {
-		done := make(chan struct{})
-		defer func() { <-done }()
-		go func() {
-			defer close(done)
+		g.Go(func() error {
 			if err := m.env.RunElection(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error().Err(err).Msg("coordinator election stopped")
 			}
-		}()
+			return nil
+		})
 	}
-	go func() {
+	g.Go(func() error {
 		for {
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-m.env.PasswordChanged:
 				m.applyPassword(ctx)
 			}
 		}
-	}()
+	})
+	g.Go(func() error { return m.loop(ctx) })
+	return g.Wait()
+}
+
+// loop runs the reconcile passes until ctx ends.
+func (m *clusterMode) loop(ctx context.Context) error {
 	if note := readInitReport(m.cfg); note != "" {
 		m.env.Event("Normal", "NodesConfRewritten", note)
 	}
 	for {
 		settled, err := m.pass(ctx)
 		m.settled.Store(settled)
-		var waiting waitingError
-		isWait := errors.As(err, &waiting)
-		if m.env.Metrics != nil {
-			m.env.Metrics.ReconcilePasses.Inc()
-			if err != nil && !isWait {
-				m.env.Metrics.ReconcileErrors.Inc()
-			}
-		}
-		switch {
-		case err == nil || ctx.Err() != nil:
-		case isWait:
-			m.log.Info().Str("reason", waiting.reason).Msg("waiting; retrying")
-		default:
-			m.log.Warn().Err(err).Msg("reconcile pass failed; retrying")
-		}
-		m.setStatus(func(s *clusterStatus) {
-			s.LastError = ""
-			if err != nil {
-				s.LastError = err.Error()
-			}
-		})
+		m.notePass(ctx, err)
 		wait := m.env.FastInterval
 		if settled && err == nil {
 			wait = m.cfg.ResyncInterval
@@ -188,6 +176,31 @@ func (m *clusterMode) Run(ctx context.Context) error {
 		case <-m.env.Clock.After(wait):
 		}
 	}
+}
+
+// notePass counts and logs one pass's outcome and publishes its error.
+func (m *clusterMode) notePass(ctx context.Context, err error) {
+	var waiting waitingError
+	isWait := errors.As(err, &waiting)
+	if m.env.Metrics != nil {
+		m.env.Metrics.ReconcilePasses.Inc()
+		if err != nil && !isWait {
+			m.env.Metrics.ReconcileErrors.Inc()
+		}
+	}
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case isWait:
+		m.log.Info().Str("reason", waiting.reason).Msg("waiting; retrying")
+	default:
+		m.log.Warn().Err(err).Msg("reconcile pass failed; retrying")
+	}
+	m.setStatus(func(s *clusterStatus) {
+		s.LastError = ""
+		if err != nil {
+			s.LastError = err.Error()
+		}
+	})
 }
 
 // pass is one reconcile: observe this node, meet peers, and, on the

@@ -27,7 +27,7 @@ type leaseStore struct {
 	namespace string
 	name      string
 	identity  string
-	clock     clock.PassiveClock
+	clock     clock.Clock
 
 	// mu serialises the loop's passes with the preStop hand-over.
 	mu sync.Mutex
@@ -51,7 +51,7 @@ type leaseRecord struct {
 	Duration time.Duration
 }
 
-func newLeaseStore(client kubernetes.Interface, namespace, name, identity string, c clock.PassiveClock) *leaseStore {
+func newLeaseStore(client kubernetes.Interface, namespace, name, identity string, c clock.Clock) *leaseStore {
 	if c == nil {
 		c = clock.RealClock{}
 	}
@@ -293,7 +293,7 @@ func (s *leaseStore) Watch(ctx context.Context, changed func(), failed func(erro
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(pause):
+		case <-s.clock.After(pause):
 		}
 	}
 }

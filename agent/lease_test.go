@@ -150,6 +150,10 @@ func TestLeaseStoreReadsFromItsWatch(t *testing.T) {
 			if err := b.Acquire(ctx, d); err != nil {
 				t.Fatalf("b renews: %v", err)
 			}
+			// A refused watch waits (on a's clock) before it retries.
+			if ca.HasWaiters() {
+				ca.Step(time.Second)
+			}
 		case <-first:
 			t.Fatal("no first watch event within 20s")
 		}

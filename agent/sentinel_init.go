@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
@@ -96,6 +97,15 @@ type sentinelInit struct {
 	password string
 	// leaseHolder returns the Lease's holder identity ("" free or absent).
 	leaseHolder func(ctx context.Context) (string, error)
+	// clock times the waits; nil is the real clock.
+	clock clock.Clock
+}
+
+func (in *sentinelInit) clk() clock.Clock {
+	if in.clock == nil {
+		return clock.RealClock{}
+	}
+	return in.clock
 }
 
 func initSentinel(ctx context.Context, cfg Config, log zerolog.Logger) error {
@@ -206,7 +216,7 @@ func (in *sentinelInit) waitForOwnName(ctx context.Context, self string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("this pod's DNS name %s does not resolve after %s (%v): the headless Service --headless-service (REDIS_HA_HEADLESS_SERVICE) %q must exist in namespace %s, select this pod and set publishNotReadyAddresses: true",
 				self, in.cfg.InitTimeout/2, err, in.cfg.Service, in.cfg.Namespace)
-		case <-time.After(500 * time.Millisecond):
+		case <-in.clk().After(500 * time.Millisecond):
 		}
 	}
 }

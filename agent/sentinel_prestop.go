@@ -235,7 +235,7 @@ func (m *sentinelMode) waitSentinelMajority(ctx context.Context, master int) {
 		case <-ctx.Done():
 			m.log.Warn().Int("new_master", master).Msg("switchover: the Sentinels did not agree on the new master within 10s; stopping anyway")
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-m.deps.Clock.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -285,7 +285,7 @@ func (m *sentinelMode) waitReplicasCaughtUp(ctx context.Context, restart func(co
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("preStop: replicas did not reach the master's replid %s offset %d within --switchover-timeout (%s): %w", r.ReplID, r.Offset, strings.Join(state, "; "), ctx.Err())
-		case <-time.After(switchoverPoll):
+		case <-m.deps.Clock.After(switchoverPoll):
 		}
 	}
 }
@@ -346,18 +346,18 @@ func (m *sentinelMode) failoverOn(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := m.deps.Clock.Now().Add(5 * time.Second)
 	for {
 		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
 		err = s.Failover(c, m.cfg.MasterName)
 		cancel()
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || m.deps.Clock.Now().After(deadline) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-m.deps.Clock.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -393,7 +393,7 @@ func (m *sentinelMode) waitNewMaster(ctx context.Context, restart func(context.C
 		select {
 		case <-ctx.Done():
 			return -1, fmt.Errorf("preStop: no replica was promoted within --switchover-timeout: %w", ctx.Err())
-		case <-time.After(switchoverPoll):
+		case <-m.deps.Clock.After(switchoverPoll):
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -30,6 +31,8 @@ const (
 // Run reconciles until ctx ends: a pass on every +switch-master from the
 // local Sentinel, every password change, and periodically — every
 // RetryPeriod while this pod holds or seeks the Lease, else ResyncInterval.
+// The watchers that schedule passes run in the same errgroup as the loop,
+// so the clients are closed only after every one of them has stopped.
 func (m *sentinelMode) Run(ctx context.Context) error {
 	defer m.closeAll()
 	trigger := make(chan string, 1)
@@ -39,26 +42,44 @@ func (m *sentinelMode) Run(ctx context.Context) error {
 		default:
 		}
 	}
-	go func() {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
 		for range m.sentinels[m.peers.Self].SwitchMaster(ctx) {
 			poke("+switch-master")
 		}
-	}()
-	go m.watchPeerNames(ctx, 5*time.Second)
-	go m.lease.Watch(ctx, func() { poke("Lease changed") }, func(err error) {
-		m.log.Warn().Err(err).Msg("cannot watch the Lease; following a new holder waits for the next periodic pass")
+		return nil
 	})
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-m.deps.Password.Changed():
-				m.applyPassword(ctx)
-				poke("password changed")
-			}
+	g.Go(func() error {
+		m.watchPeerNames(ctx, 5*time.Second)
+		return nil
+	})
+	g.Go(func() error {
+		m.lease.Watch(ctx, func() { poke("Lease changed") }, func(err error) {
+			m.log.Warn().Err(err).Msg("cannot watch the Lease; following a new holder waits for the next periodic pass")
+		})
+		return nil
+	})
+	g.Go(func() error { return m.watchPassword(ctx, poke) })
+	g.Go(func() error { return m.loop(ctx, trigger) })
+	return g.Wait()
+}
+
+// watchPassword applies a rotated password and schedules a pass.
+func (m *sentinelMode) watchPassword(ctx context.Context, poke func(string)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.deps.Password.Changed():
+			m.applyPassword(ctx)
+			poke("password changed")
 		}
-	}()
+	}
+}
+
+// loop runs a pass when trigger fires or the interval is up, until ctx
+// ends.
+func (m *sentinelMode) loop(ctx context.Context, trigger <-chan string) error {
 	var fastUntil time.Time
 	why := "start"
 	for {
