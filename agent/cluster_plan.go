@@ -95,24 +95,7 @@ func planSlots(x *index) clusterAction {
 		nMasters = len(holders)
 	}
 	ideal := splitSlots(nMasters)
-	// Each ideal range keeps the holder that already owns most of it.
-	owners := make([]int, len(ideal))
-	used := map[int]bool{}
-	for i, r := range ideal {
-		owners[i] = -1
-		best := 0
-		for _, h := range holders {
-			if used[h.Ordinal] {
-				continue
-			}
-			if c := overlap(h.self().Slots, r); c > best {
-				best, owners[i] = c, h.Ordinal
-			}
-		}
-		if owners[i] >= 0 {
-			used[owners[i]] = true
-		}
-	}
+	owners := keepOwners(ideal, holders)
 	fresh := append([]podState(nil), x.candidates()...)
 	taken := map[string]bool{}
 	for _, h := range holders {
@@ -154,6 +137,29 @@ func planSlots(x *index) clusterAction {
 	}
 	a.Reason = fmt.Sprintf("%s with %d masters: %s", verb, nMasters, strings.Join(parts, "; "))
 	return a
+}
+
+// keepOwners gives each ideal range to the holder that already owns most
+// of it, each holder at most one range; -1 for a range no holder owns.
+func keepOwners(ideal []slotRange, holders []podState) []int {
+	owners := make([]int, len(ideal))
+	used := map[int]bool{}
+	for i, r := range ideal {
+		owners[i] = -1
+		best := 0
+		for _, h := range holders {
+			if used[h.Ordinal] {
+				continue
+			}
+			if c := overlap(h.self().Slots, r); c > best {
+				best, owners[i] = c, h.Ordinal
+			}
+		}
+		if owners[i] >= 0 {
+			used[owners[i]] = true
+		}
+	}
+	return owners
 }
 
 // splitSlots divides the slots into n ranges whose sizes differ by at most

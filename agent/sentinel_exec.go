@@ -19,23 +19,47 @@ const fenceHold = 5 * time.Minute
 // pointing the Sentinels and the master label happen only if it succeeded,
 // so two pods can never both act as winner.
 func (m *sentinelMode) execute(ctx context.Context, o sentinelObservation, p sentinelPlan) error {
-	var errs []error
-	leaseOK := false
+	leaseOK, err := m.executeLease(ctx, o, p)
+	errs := []error{err}
+	masterOK := p.Master == o.Self && (leaseOK || p.Authority == authoritySentinel)
+	// Fencing is local and comes first: no API call of this pass, however
+	// slow (a partition drops packets, it does not refuse them), may delay
+	// it past the deadline.
+	errs = append(errs, m.executeFence(ctx, p, masterOK))
+	masterOK, err = m.executeRole(ctx, o, p, leaseOK, masterOK)
+	errs = append(errs, err, m.executeUnfence(ctx, p, masterOK))
+	if p.Failover {
+		errs = append(errs, m.askFailover(ctx, p))
+	}
+	if p.PointSentinels && leaseOK {
+		errs = append(errs, m.pointSentinels(ctx, o))
+	}
+	if p.MonitorLocal >= 0 {
+		errs = append(errs, m.monitor(ctx, m.peers.Self, p.MonitorLocal))
+	}
+	if p.Label == roleMaster && leaseOK && masterOK {
+		errs = append(errs, m.labelMaster(ctx))
+	}
+	m.record(o, p, masterOK)
+	return errors.Join(errs...)
+}
+
+// executeLease takes, renews or releases the Lease as planned; leaseOK says
+// this pod holds it now.
+func (m *sentinelMode) executeLease(ctx context.Context, o sentinelObservation, p sentinelPlan) (leaseOK bool, err error) {
 	switch {
 	case p.RenewLease && m.renewedWithin(renewEvery(m.cfg)):
 		// Renewed recently enough: the Lease is ours for longer than the
 		// fence deadline is away, and a write every pass would cost the
 		// API server 30 requests a minute per master.
-		leaseOK = true
+		return true, nil
 	case p.TakeLease || p.RenewLease:
 		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
 		err := m.lease.Acquire(c, m.cfg.LeaseDuration)
 		cancel()
 		if err != nil {
-			errs = append(errs, err)
-			break
+			return false, err
 		}
-		leaseOK = true
 		m.mu.Lock()
 		m.lastRenew = m.deps.Clock.Now()
 		m.mu.Unlock()
@@ -43,38 +67,45 @@ func (m *sentinelMode) execute(ctx context.Context, o sentinelObservation, p sen
 			m.deps.Metrics.LeaseTransitions.Inc()
 			m.event(corev1.EventTypeNormal, "LeaseAcquired", "TakeLease", "took Lease %s: %s", m.cfg.LeaseName, p.Reason)
 		}
+		return true, nil
 	case p.ReleaseLease:
 		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
 		err := m.lease.Release(c)
 		cancel()
 		if err != nil {
-			errs = append(errs, err)
-		} else {
-			m.event(corev1.EventTypeNormal, "LeaseReleased", "ReleaseLease", "released Lease %s: %s", m.cfg.LeaseName, p.Reason)
+			return false, err
 		}
+		m.event(corev1.EventTypeNormal, "LeaseReleased", "ReleaseLease", "released Lease %s: %s", m.cfg.LeaseName, p.Reason)
 	}
-	masterOK := p.Master == o.Self && (leaseOK || p.Authority == authoritySentinel)
+	return false, nil
+}
 
-	// Fencing is local and comes first: no API call of this pass, however
-	// slow (a partition drops packets, it does not refuse them), may delay
-	// it past the deadline.
+// executeFence pauses writes when the plan fences, and again every pass
+// while fenced and neither master nor following another pod, so the pause
+// outlives no agent.
+func (m *sentinelMode) executeFence(ctx context.Context, p sentinelPlan, masterOK bool) error {
 	m.mu.Lock()
 	fenced := m.fenced
 	m.mu.Unlock()
-	if p.Fence || (fenced && !masterOK && p.ReplicaOf < 0) {
-		// Re-issued every pass so the pause outlives no agent.
-		if err := m.local.PauseWrites(ctx, fenceHold); err != nil {
-			errs = append(errs, err)
-		} else {
-			m.mu.Lock()
-			m.fenced = true
-			m.mu.Unlock()
-			if p.Fence {
-				m.event(corev1.EventTypeWarning, "Fenced", "Fence", "writes paused: %s", p.Reason)
-			}
-		}
+	if !p.Fence && !(fenced && !masterOK && p.ReplicaOf < 0) {
+		return nil
 	}
+	if err := m.local.PauseWrites(ctx, fenceHold); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.fenced = true
+	m.mu.Unlock()
+	if p.Fence {
+		m.event(corev1.EventTypeWarning, "Fenced", "Fence", "writes paused: %s", p.Reason)
+	}
+	return nil
+}
 
+// executeRole drops the master label, follows another pod or promotes this
+// one as planned; masterOK turns false when the promotion failed.
+func (m *sentinelMode) executeRole(ctx context.Context, o sentinelObservation, p sentinelPlan, leaseOK, masterOK bool) (bool, error) {
+	var errs []error
 	// Drop the master label before anything else when this pod is not (or
 	// no longer provably) the master, so two pods never carry it at once.
 	if p.Label == roleReplica || (p.Label == roleMaster && !leaseOK) {
@@ -98,36 +129,30 @@ func (m *sentinelMode) execute(ctx context.Context, o sentinelObservation, p sen
 			m.event(corev1.EventTypeNormal, "Promoted", "Promote", "promoted to master: %s", p.Reason)
 		}
 	}
+	return masterOK, errors.Join(errs...)
+}
+
+// executeUnfence lifts the pause when the plan unfences (or once per agent
+// process, for a pause a previous one left) and this pod is master or
+// follows another.
+func (m *sentinelMode) executeUnfence(ctx context.Context, p sentinelPlan, masterOK bool) error {
 	m.mu.Lock()
 	needUnpause := !m.unpausedOnce
 	m.mu.Unlock()
-	if (p.Unfence || needUnpause) && (masterOK || p.ReplicaOf >= 0) {
-		if err := m.local.Unpause(ctx); err != nil {
-			errs = append(errs, err)
-		} else {
-			m.mu.Lock()
-			was := m.fenced
-			m.fenced, m.unpausedOnce = false, true
-			m.mu.Unlock()
-			if was {
-				m.event(corev1.EventTypeNormal, "Unfenced", "Unfence", "writes accepted again: %s", p.Reason)
-			}
-		}
+	if !(p.Unfence || needUnpause) || !(masterOK || p.ReplicaOf >= 0) {
+		return nil
 	}
-	if p.Failover {
-		errs = append(errs, m.askFailover(ctx, p))
+	if err := m.local.Unpause(ctx); err != nil {
+		return err
 	}
-	if p.PointSentinels && leaseOK {
-		errs = append(errs, m.pointSentinels(ctx, o))
+	m.mu.Lock()
+	was := m.fenced
+	m.fenced, m.unpausedOnce = false, true
+	m.mu.Unlock()
+	if was {
+		m.event(corev1.EventTypeNormal, "Unfenced", "Unfence", "writes accepted again: %s", p.Reason)
 	}
-	if p.MonitorLocal >= 0 {
-		errs = append(errs, m.monitor(ctx, m.peers.Self, p.MonitorLocal))
-	}
-	if p.Label == roleMaster && leaseOK && masterOK {
-		errs = append(errs, m.labelMaster(ctx))
-	}
-	m.record(o, p, masterOK)
-	return errors.Join(errs...)
+	return nil
 }
 
 // askFailover asks the local Sentinel to fail over, at most every 5s (one

@@ -25,7 +25,7 @@ const switchoverPoll = 5 * time.Millisecond
 // SENTINEL FAILOVER, and the moment a replica reports master, demote this
 // one and drop its clients so paused writes fail with an error instead of
 // being applied to a master nobody reads any more.
-func (m *sentinelMode) PreStop(ctx context.Context) (err error) {
+func (m *sentinelMode) PreStop(ctx context.Context) error {
 	r, err := m.local.Replication(ctx)
 	if err != nil {
 		return fmt.Errorf("preStop: %w", err)
@@ -49,45 +49,46 @@ func (m *sentinelMode) PreStop(ctx context.Context) (err error) {
 		m.stopAsMaster(ctx)
 		return nil
 	}
-	var first map[int]peerPod
-	if m.peerPods != nil {
-		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
-		pods, perr := m.peerPods(c)
-		cancel()
-		switch {
-		case perr != nil:
-			m.log.Warn().Err(perr).Msg("cannot tell whether the other pods are being deleted too; switching over")
-		case allPeersStopping(pods, pods):
-			m.fullRestartSkip()
-			m.stopAsMaster(ctx)
-			return nil
-		default:
-			first = pods
-		}
+	first, restart := m.peersAtStop(ctx)
+	if restart {
+		m.fullRestartSkip()
+		m.stopAsMaster(ctx)
+		return nil
 	}
+	return m.switchover(ctx, online, first)
+}
+
+// peersAtStop reads the other pods when the switchover starts; restart
+// says every one of them is being deleted too. first is nil when they
+// cannot be read (the switchover goes ahead without the check).
+func (m *sentinelMode) peersAtStop(ctx context.Context) (first map[int]peerPod, restart bool) {
+	if m.peerPods == nil {
+		return nil, false
+	}
+	c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+	pods, err := m.peerPods(c)
+	cancel()
+	switch {
+	case err != nil:
+		m.log.Warn().Err(err).Msg("cannot tell whether the other pods are being deleted too; switching over")
+		return nil, false
+	case allPeersStopping(pods, pods):
+		return nil, true
+	default:
+		return pods, false
+	}
+}
+
+// switchover runs the planned switchover of a master with online replicas:
+// the loop keeps hands off until it returns.
+func (m *sentinelMode) switchover(ctx context.Context, online int, first map[int]peerPod) (err error) {
 	m.mu.Lock()
 	m.switching = true
 	m.mu.Unlock()
 	start := m.deps.Clock.Now()
 	m.event(corev1.EventTypeNormal, "SwitchoverStarted", "Switchover", "planned switchover: pausing writes, %d online replica(s)", online)
 	skipped := false
-	defer func() {
-		m.mu.Lock()
-		m.switching = false
-		m.mu.Unlock()
-		if skipped {
-			return
-		}
-		if err != nil {
-			m.deps.Metrics.Switchovers.WithLabelValues("failed").Inc()
-			m.event(corev1.EventTypeWarning, "SwitchoverFailed", "Switchover", "%v", err)
-			return
-		}
-		d := m.deps.Clock.Since(start)
-		m.deps.Metrics.Switchovers.WithLabelValues("completed").Inc()
-		m.deps.Metrics.SwitchoverDuration.Observe(d.Seconds())
-		m.event(corev1.EventTypeNormal, "SwitchoverCompleted", "Switchover", "new master promoted and this pod demoted in %s", d.Round(time.Millisecond))
-	}()
+	defer func() { m.endSwitchover(start, skipped, err) }()
 
 	demoted := false
 	defer func() {
@@ -101,39 +102,74 @@ func (m *sentinelMode) PreStop(ctx context.Context) (err error) {
 			m.stopAsMaster(ctx)
 		}
 	}()
-	if err := m.local.PauseWrites(ctx, m.cfg.SwitchoverTimeout+5*time.Second); err != nil {
+	newMaster, skipped, err := m.promoteReplica(ctx, first, start)
+	if err != nil || skipped {
 		return err
+	}
+	demoted, err = m.demoteTo(ctx, newMaster, start)
+	return err
+}
+
+// endSwitchover hands the roles back to the loop and records the outcome.
+func (m *sentinelMode) endSwitchover(start time.Time, skipped bool, err error) {
+	m.mu.Lock()
+	m.switching = false
+	m.mu.Unlock()
+	if skipped {
+		return
+	}
+	if err != nil {
+		m.deps.Metrics.Switchovers.WithLabelValues("failed").Inc()
+		m.event(corev1.EventTypeWarning, "SwitchoverFailed", "Switchover", "%v", err)
+		return
+	}
+	d := m.deps.Clock.Since(start)
+	m.deps.Metrics.Switchovers.WithLabelValues("completed").Inc()
+	m.deps.Metrics.SwitchoverDuration.Observe(d.Seconds())
+	m.event(corev1.EventTypeNormal, "SwitchoverCompleted", "Switchover", "new master promoted and this pod demoted in %s", d.Round(time.Millisecond))
+}
+
+// promoteReplica pauses writes, waits until the replicas have every write,
+// asks for the failover and waits for the promoted replica. skipped: a
+// full restart was found on the way (recorded); writes stay paused.
+func (m *sentinelMode) promoteReplica(ctx context.Context, first map[int]peerPod, start time.Time) (newMaster int, skipped bool, err error) {
+	if err := m.local.PauseWrites(ctx, m.cfg.SwitchoverTimeout+5*time.Second); err != nil {
+		return -1, false, err
 	}
 	restart := m.fullRestartWatch(first)
 	if _, err := m.waitReplicasCaughtUp(ctx, restart); errors.Is(err, errFullRestart) {
-		skipped = true
 		m.fullRestartSkip()
-		return nil
+		return -1, true, nil
 	} else if err != nil {
-		return err
+		return -1, false, err
 	}
 	caughtUp := m.deps.Clock.Since(start)
 	if err := m.failover(ctx); err != nil {
-		return err
+		return -1, false, err
 	}
 	failoverSent := m.deps.Clock.Since(start)
-	newMaster, err := m.waitNewMaster(ctx, restart)
+	newMaster, err = m.waitNewMaster(ctx, restart)
 	if errors.Is(err, errFullRestart) {
 		// The failover may still happen; this pod keeps its writes paused
 		// and the election after the restart follows whichever history is
 		// the freshest.
-		skipped = true
 		m.fullRestartSkip()
-		return nil
+		return -1, true, nil
 	} else if err != nil {
-		return err
+		return -1, false, err
 	}
 	m.log.Info().Dur("caught_up", caughtUp).Dur("failover_sent", failoverSent).Dur("promoted", m.deps.Clock.Since(start)).Msg("switchover: replica promoted")
+	return newMaster, false, nil
+}
+
+// demoteTo makes this pod a replica of the promoted one, fails its paused
+// writers, hands the label and the Lease over and waits for the Sentinels
+// to agree. demoted is true once REPLICAOF succeeded.
+func (m *sentinelMode) demoteTo(ctx context.Context, newMaster int, start time.Time) (demoted bool, err error) {
 	host := m.peers.Addr(newMaster)
 	if err := m.local.ReplicaOf(ctx, host, m.cfg.RedisPort); err != nil {
-		return err
+		return false, err
 	}
-	demoted = true
 	// Paused writers are still connected to us: kill them so their writes
 	// fail (and they reconnect to the new master) instead of being
 	// refused later with READONLY after a long wait.
@@ -156,7 +192,7 @@ func (m *sentinelMode) PreStop(ctx context.Context) (err error) {
 	// Writes already flow to the new master; the pod stops only once the
 	// Sentinels agree on it, so no Sentinel restarts the failover.
 	m.waitSentinelMajority(ctx, newMaster)
-	return nil
+	return true, nil
 }
 
 // errFullRestart: every other pod turned out to be deleted too while a

@@ -158,71 +158,16 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	o.LastRenew, o.Local.Fenced = m.lastRenew, m.fenced
 	m.mu.Unlock()
 
-	var wg sync.WaitGroup
-	var r replInfo
-	var rerr error
-	var lag int64
-	var lagOK bool
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-		defer cancel()
-		r, rerr = m.local.Replication(c)
-		if rerr == nil {
-			lag, lagOK = m.measureLag(ctx, r)
-		}
-	}()
-	o.Sentinels = make([]sentinelView, m.peers.Pods)
-	for i := range o.Sentinels {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.Sentinels[i] = m.askSentinel(ctx, i)
-		}()
-	}
-	var lr leaseRecord
-	var lerr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
-		defer cancel()
-		lr, lerr = m.lease.Read(c, m.cfg.LeaseDuration)
-	}()
-	wg.Wait()
+	rd := m.readAll(ctx)
+	o.Sentinels = rd.sentinels
 	// Judge time after observing: a slow API call must not make a master
 	// look fresher than it is when the fence deadline is checked.
 	o.Now = m.deps.Clock.Now()
 
-	if rerr == nil && !r.Loading {
-		fenced := o.Local.Fenced
-		o.Local = m.effective(r)
-		o.Local.Fenced = fenced
-		m.saveState(r)
-		for _, rep := range r.Replicas {
-			if rep.State == "online" {
-				o.LocalReplicasOnline++
-			}
-		}
-		m.mu.Lock()
-		if r.Role != roleMaster {
-			m.masterSince = time.Time{}
-		} else if m.masterSince.IsZero() {
-			m.masterSince = o.Now
-		}
-		if r.Role == roleMaster {
-			o.LocalMasterFor = o.Now.Sub(m.masterSince)
-		}
-		if r.Role == roleReplica {
-			o.LocalMaster = m.peers.ordinalOf(r.MasterHost)
-			if o.LocalMaster >= 0 && o.LocalMaster != o.Self {
-				m.link.observe(o.Now, r.LinkUp, r.LinkDownFor)
-			}
-		}
-		m.mu.Unlock()
-	} else if rerr != nil {
-		m.log.Warn().Err(rerr).Msg("local redis-server does not answer")
+	if rd.rerr == nil && !rd.r.Loading {
+		m.observeLocal(&o, rd.r)
+	} else if rd.rerr != nil {
+		m.log.Warn().Err(rd.rerr).Msg("local redis-server does not answer")
 	}
 	ls := o.Sentinels[m.peers.Self]
 	if ls.Reachable && ls.Master >= 0 {
@@ -230,12 +175,94 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	} else if ls.Reachable && !ls.named {
 		o.LocalSentinelMaster = -1
 	}
-	if lerr != nil {
-		m.log.Warn().Err(lerr).Msg("cannot read the Lease")
+	if rd.lerr != nil {
+		m.log.Warn().Err(rd.lerr).Msg("cannot read the Lease")
 	} else {
-		o.Lease = leaseView{Known: true, Holder: m.ordinalOfPod(lr.Holder), Live: lr.Live}
+		o.Lease = leaseView{Known: true, Holder: m.ordinalOfPod(rd.lease.Holder), Live: rd.lease.Live}
 	}
+	m.observeRoles(ctx, &o)
+	m.publishObservation(o, rd)
+	return o, nil
+}
 
+// reads is what one pass reads at once: the local INFO (and the lag behind
+// its master), every Sentinel, the Lease.
+type reads struct {
+	r         replInfo
+	rerr      error
+	lag       int64
+	lagOK     bool
+	sentinels []sentinelView
+	lease     leaseRecord
+	lerr      error
+}
+
+func (m *sentinelMode) readAll(ctx context.Context) reads {
+	var rd reads
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+		defer cancel()
+		rd.r, rd.rerr = m.local.Replication(c)
+		if rd.rerr == nil {
+			rd.lag, rd.lagOK = m.measureLag(ctx, rd.r)
+		}
+	}()
+	rd.sentinels = make([]sentinelView, m.peers.Pods)
+	for i := range rd.sentinels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rd.sentinels[i] = m.askSentinel(ctx, i)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, m.cfg.RetryPeriod)
+		defer cancel()
+		rd.lease, rd.lerr = m.lease.Read(c, m.cfg.LeaseDuration)
+	}()
+	wg.Wait()
+	return rd
+}
+
+// observeLocal fills in what the local redis-server reported, and keeps the
+// local history (saved state, master since, link watch) up to date.
+func (m *sentinelMode) observeLocal(o *sentinelObservation, r replInfo) {
+	fenced := o.Local.Fenced
+	o.Local = m.effective(r)
+	o.Local.Fenced = fenced
+	m.saveState(r)
+	for _, rep := range r.Replicas {
+		if rep.State == "online" {
+			o.LocalReplicasOnline++
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.Role != roleMaster {
+		m.masterSince = time.Time{}
+	} else if m.masterSince.IsZero() {
+		m.masterSince = o.Now
+	}
+	if r.Role == roleMaster {
+		o.LocalMasterFor = o.Now.Sub(m.masterSince)
+	}
+	if r.Role == roleReplica {
+		o.LocalMaster = m.peers.ordinalOf(r.MasterHost)
+		if o.LocalMaster >= 0 && o.LocalMaster != o.Self {
+			m.link.observe(o.Now, r.LinkUp, r.LinkDownFor)
+		}
+	}
+}
+
+// observeRoles reads, where the decision needs them, how long the local
+// Sentinel has disagreed with the majority, the roles of the pods the
+// Sentinels or the Lease name, and the peers' states for an election.
+func (m *sentinelMode) observeRoles(ctx context.Context, o *sentinelObservation) {
 	maj, hasMaj := sentinelMajority(o.Sentinels, o.Pods)
 	m.mu.Lock()
 	if hasMaj && o.LocalSentinelMaster >= 0 && o.LocalSentinelMaster != maj {
@@ -264,12 +291,17 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	if election || restarted {
 		o.Peers = m.peerStates(ctx, o.Local)
 	}
+}
 
+// publishObservation puts the pass's view into /status and the lag metric.
+func (m *sentinelMode) publishObservation(o sentinelObservation, rd reads) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.status.RedisUp = o.Local.Reported
 	m.status.Role, m.status.ReplID, m.status.Offset = o.Local.Role, o.Local.ReplID, o.Local.Offset
-	m.status.MasterLinkUp, m.status.Loading = r.LinkUp, r.Loading
+	m.status.MasterLinkUp, m.status.Loading = rd.r.LinkUp, rd.r.Loading
 	m.status.Lag = nil
+	lag, lagOK := rd.lag, rd.lagOK
 	switch {
 	case o.Local.Reported && o.Local.Role == roleMaster:
 		lag, lagOK = 0, true
@@ -280,10 +312,8 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	default:
 		m.deps.Metrics.ReplicationLag.Set(lagUnknown)
 	}
-	m.status.LeaseHolder = lr.Holder
+	m.status.LeaseHolder = rd.lease.Holder
 	m.status.ObservedAt = o.Now
-	m.mu.Unlock()
-	return o, nil
 }
 
 func (m *sentinelMode) askSentinel(ctx context.Context, i int) sentinelView {

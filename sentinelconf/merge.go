@@ -67,115 +67,156 @@ var ownedPerMaster = map[string]bool{
 }
 
 func merge(f *File, p Params) ([]byte, Changes) {
-	var ch Changes
-	master := Addr{Host: p.MasterHost, Port: p.MasterPort}
-	unknown := p.MasterHost == ""
-	old, had := f.Master(p.MasterName)
-	if had && (unknown || !sameAddr(old.Addr, master)) {
-		prev := old.Addr
-		ch.PreviousMaster = &prev
-	}
-	peerID := make(map[string]string, len(p.Peers))
-	for _, peer := range p.Peers {
-		peerID[hostKey(peer.Host)] = strings.ToLower(peer.MyID)
-	}
-	exists := func(host string) bool {
-		_, ok := peerID[hostKey(host)]
-		return ok || sameHost(host, p.AnnounceHost)
-	}
-
-	var kept []string
-	seen := map[string]bool{}
-	stateEnd := -1 // index in kept after the last known-* or epoch line of our master
+	m := newMerger(f, p)
 	for _, l := range f.Lines {
-		d := l.Directive()
-		switch {
-		case d == "":
-			if l.Text != Header {
-				kept = append(kept, l.Text)
-			}
-			continue
-		case ownedGlobal[d]:
-			continue
-		case d == "user" && len(l.Args) > 1 && l.Args[1] == "default":
-			// Sentinel loads user lines after requirepass, so a rewritten
-			// "user default on #<old hash>" would keep an old password
-			// alive; Sentinel writes it again from requirepass.
-			continue
-		}
-		if strings.HasPrefix(d, "sentinel ") && sentinelForms[strings.TrimPrefix(d, "sentinel ")].min >= 2 {
-			name := l.Args[2]
-			if name != p.MasterName {
-				// One file, one master: a renamed master would otherwise
-				// stay monitored under its old name and fail over twice.
-				if !seen["master "+name] {
-					seen["master "+name] = true
-					ch.DroppedMasters = append(ch.DroppedMasters, name)
-				}
-				continue
-			}
-			// Without a monitor line Sentinel refuses every other line
-			// about the master, epochs included.
-			if ownedPerMaster[d] || unknown {
-				continue
-			}
-			a := l.Args[3:]
-			switch d {
-			case "sentinel known-replica", "sentinel known-slave":
-				r := addrOf(a[0], a[1])
-				key := "replica " + hostKey(r.Host) + " " + strconv.Itoa(r.Port)
-				// A replica at the master's address would have Sentinel
-				// try to make the master a replica of itself; a repeated
-				// one makes Sentinel 7.0 refuse the file ("Duplicate
-				// hostname and port for replica").
-				if !exists(r.Host) || sameAddr(r, master) || seen[key] {
-					ch.DroppedReplicas = append(ch.DroppedReplicas, r)
-					continue
-				}
-				seen[key] = true
-			case "sentinel known-sentinel":
-				ks := KnownSentinel{Addr: addrOf(a[0], a[1])}
-				if len(a) > 2 {
-					ks.RunID = a[2]
-				}
-				id, live := peerID[hostKey(ks.Host)]
-				key := "sentinel " + strings.ToLower(ks.RunID)
-				// A live host with another runid is a Sentinel that ran
-				// there before (a random id from before the agent, or
-				// another pod's); Sentinel would wait for it forever.
-				if !live || !strings.EqualFold(ks.RunID, id) || seen[key] {
-					ch.DroppedSentinels = append(ch.DroppedSentinels, ks)
-					continue
-				}
-				seen[key] = true
-			}
-			kept = append(kept, l.Text)
-			stateEnd = len(kept)
-			continue
-		}
-		kept = append(kept, l.Text)
+		m.line(l)
 	}
+	m.keepPreviousMaster()
+	return m.render(), m.ch
+}
 
-	// Sentinel itself, on +switch-master, keeps the old master as a replica
-	// of the new one, so that when it comes back as a master it is turned
-	// into a replica (+convert-to-slave) instead of taking writes. Do the
-	// same when the master changes here, if that pod still exists.
-	if prev := ch.PreviousMaster; prev != nil && !unknown && exists(prev.Host) && !seen["replica "+hostKey(prev.Host)+" "+strconv.Itoa(prev.Port)] {
-		line := joinArgs("sentinel", "known-replica", p.MasterName, prev.Host, strconv.Itoa(prev.Port))
-		if stateEnd < 0 {
-			stateEnd = len(kept)
-		}
-		kept = slices.Insert(kept, stateEnd, line)
-		ch.AddedReplicas = append(ch.AddedReplicas, *prev)
+// merger is one Merge: what it keeps of the existing file, and what it
+// changed.
+type merger struct {
+	p       Params
+	master  Addr
+	unknown bool              // no master: no monitor, no per-master lines
+	peerID  map[string]string // hostKey -> myid of the pods that exist
+	seen    map[string]bool
+	kept    []string
+	// stateEnd is the index in kept after the last known-* or epoch line
+	// of our master; -1 before one.
+	stateEnd int
+	ch       Changes
+}
+
+func newMerger(f *File, p Params) *merger {
+	m := &merger{p: p, master: Addr{Host: p.MasterHost, Port: p.MasterPort}, unknown: p.MasterHost == "",
+		peerID: make(map[string]string, len(p.Peers)), seen: map[string]bool{}, stateEnd: -1}
+	if old, had := f.Master(p.MasterName); had && (m.unknown || !sameAddr(old.Addr, m.master)) {
+		prev := old.Addr
+		m.ch.PreviousMaster = &prev
 	}
+	for _, peer := range p.Peers {
+		m.peerID[hostKey(peer.Host)] = strings.ToLower(peer.MyID)
+	}
+	return m
+}
 
+// exists: host is a pod that exists now (a peer or this one).
+func (m *merger) exists(host string) bool {
+	_, ok := m.peerID[hostKey(host)]
+	return ok || sameHost(host, m.p.AnnounceHost)
+}
+
+// line keeps or drops one line of the existing file.
+func (m *merger) line(l Line) {
+	d := l.Directive()
+	switch {
+	case d == "":
+		if l.Text != Header {
+			m.kept = append(m.kept, l.Text)
+		}
+		return
+	case ownedGlobal[d]:
+		return
+	case d == "user" && len(l.Args) > 1 && l.Args[1] == "default":
+		// Sentinel loads user lines after requirepass, so a rewritten
+		// "user default on #<old hash>" would keep an old password
+		// alive; Sentinel writes it again from requirepass.
+		return
+	}
+	if strings.HasPrefix(d, "sentinel ") && sentinelForms[strings.TrimPrefix(d, "sentinel ")].min >= 2 {
+		m.masterLine(l, d)
+		return
+	}
+	m.kept = append(m.kept, l.Text)
+}
+
+// masterLine keeps or drops a line about a master.
+func (m *merger) masterLine(l Line, d string) {
+	name := l.Args[2]
+	if name != m.p.MasterName {
+		// One file, one master: a renamed master would otherwise
+		// stay monitored under its old name and fail over twice.
+		if !m.seen["master "+name] {
+			m.seen["master "+name] = true
+			m.ch.DroppedMasters = append(m.ch.DroppedMasters, name)
+		}
+		return
+	}
+	// Without a monitor line Sentinel refuses every other line
+	// about the master, epochs included.
+	if ownedPerMaster[d] || m.unknown || !m.keepState(d, l.Args[3:]) {
+		return
+	}
+	m.kept = append(m.kept, l.Text)
+	m.stateEnd = len(m.kept)
+}
+
+// keepState says whether a known-replica or known-sentinel line (args after
+// the master name) is kept, recording a dropped one; other lines are kept.
+func (m *merger) keepState(d string, a []string) bool {
+	switch d {
+	case "sentinel known-replica", "sentinel known-slave":
+		r := addrOf(a[0], a[1])
+		key := "replica " + hostKey(r.Host) + " " + strconv.Itoa(r.Port)
+		// A replica at the master's address would have Sentinel
+		// try to make the master a replica of itself; a repeated
+		// one makes Sentinel 7.0 refuse the file ("Duplicate
+		// hostname and port for replica").
+		if !m.exists(r.Host) || sameAddr(r, m.master) || m.seen[key] {
+			m.ch.DroppedReplicas = append(m.ch.DroppedReplicas, r)
+			return false
+		}
+		m.seen[key] = true
+	case "sentinel known-sentinel":
+		ks := KnownSentinel{Addr: addrOf(a[0], a[1])}
+		if len(a) > 2 {
+			ks.RunID = a[2]
+		}
+		id, live := m.peerID[hostKey(ks.Host)]
+		key := "sentinel " + strings.ToLower(ks.RunID)
+		// A live host with another runid is a Sentinel that ran
+		// there before (a random id from before the agent, or
+		// another pod's); Sentinel would wait for it forever.
+		if !live || !strings.EqualFold(ks.RunID, id) || m.seen[key] {
+			m.ch.DroppedSentinels = append(m.ch.DroppedSentinels, ks)
+			return false
+		}
+		m.seen[key] = true
+	}
+	return true
+}
+
+// keepPreviousMaster: Sentinel itself, on +switch-master, keeps the old
+// master as a replica of the new one, so that when it comes back as a
+// master it is turned into a replica (+convert-to-slave) instead of taking
+// writes. Do the same when the master changes here, if that pod still
+// exists.
+func (m *merger) keepPreviousMaster() {
+	prev := m.ch.PreviousMaster
+	if prev == nil || m.unknown || !m.exists(prev.Host) || m.seen["replica "+hostKey(prev.Host)+" "+strconv.Itoa(prev.Port)] {
+		return
+	}
+	line := joinArgs("sentinel", "known-replica", m.p.MasterName, prev.Host, strconv.Itoa(prev.Port))
+	if m.stateEnd < 0 {
+		m.stateEnd = len(m.kept)
+	}
+	m.kept = slices.Insert(m.kept, m.stateEnd, line)
+	m.ch.AddedReplicas = append(m.ch.AddedReplicas, *prev)
+}
+
+// render writes the owned lines, then the kept ones with runs of blank
+// lines folded into one.
+func (m *merger) render() []byte {
 	var b strings.Builder
-	for _, l := range ownedLines(p) {
+	for _, l := range ownedLines(m.p) {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
 	blank := true // no blank line right after our block: one is added below
-	for _, l := range kept {
+	for _, l := range m.kept {
 		if l == "" {
 			blank = true
 			continue
@@ -187,7 +228,7 @@ func merge(f *File, p Params) ([]byte, Changes) {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	return []byte(b.String()), ch
+	return []byte(b.String())
 }
 
 // ownedLines are the lines Merge always writes, in an order Sentinel can

@@ -1,6 +1,3 @@
-// Command redis-ha-agent makes Redis highly available on Kubernetes without an
-// operator. It runs as an initContainer (init) and as a native sidecar (run)
-// in every pod of a plain StatefulSet.
 package main
 
 import (
