@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -78,7 +77,7 @@ func resolvePod(ctx context.Context, fqdn string) (string, error) {
 // for spec.replicas on every pass, and a scale is seen soon enough within
 // the TTL (the new pods read it fresh when they start).
 type kubeTopology struct {
-	client kubernetes.Interface
+	client Kube
 	cfg    Config
 
 	mu       sync.Mutex

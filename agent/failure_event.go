@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // maxEventNote is the API server's limit on an Event's note.
@@ -52,7 +51,7 @@ func reportFailure(cfg Config, reason, action string, err error, log zerolog.Log
 		return
 	}
 	rc.UserAgent = "redis-ha-agent/" + cfg.Version + "/failure"
-	client, cerr := kubernetes.NewForConfig(rc)
+	client, cerr := NewKube(rc)
 	if cerr != nil {
 		return
 	}

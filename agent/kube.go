@@ -8,11 +8,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // RESTConfig loads the kubeconfig file, or the pod's service account when
@@ -32,9 +36,70 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
+// Kube is the Kubernetes API as the agent uses it: the typed clients of the
+// four API groups it reads and writes. Not the whole clientset: that links
+// every API group's client, and the discovery client, into the binary
+// every Redis pod runs. *kubernetes.Clientset and the fake clientset satisfy
+// it, so tests hand in either.
+type Kube interface {
+	CoreV1() corev1client.CoreV1Interface
+	AppsV1() appsv1client.AppsV1Interface
+	CoordinationV1() coordinationv1client.CoordinationV1Interface
+	EventsV1() eventsv1client.EventsV1Interface
+}
+
+// kubeClients is Kube built from its four typed clients.
+type kubeClients struct {
+	core         *corev1client.CoreV1Client
+	apps         *appsv1client.AppsV1Client
+	coordination *coordinationv1client.CoordinationV1Client
+	events       *eventsv1client.EventsV1Client
+}
+
+func (k *kubeClients) CoreV1() corev1client.CoreV1Interface { return k.core }
+func (k *kubeClients) AppsV1() appsv1client.AppsV1Interface { return k.apps }
+func (k *kubeClients) CoordinationV1() coordinationv1client.CoordinationV1Interface {
+	return k.coordination
+}
+func (k *kubeClients) EventsV1() eventsv1client.EventsV1Interface { return k.events }
+
+// NewKube builds the four typed clients the way kubernetes.NewForConfig
+// builds all of them: one HTTP client (one connection pool) and one rate
+// limiter (QPS and Burst) shared by all groups.
+func NewKube(c *rest.Config) (Kube, error) {
+	cfg := *c
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	httpClient, err := rest.HTTPClientFor(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RateLimiter == nil && cfg.QPS > 0 {
+		if cfg.Burst <= 0 {
+			return nil, fmt.Errorf("burst is required to be greater than 0 when RateLimiter is not set and QPS is set to greater than 0")
+		}
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
+	}
+	var k kubeClients
+	if k.core, err = corev1client.NewForConfigAndClient(&cfg, httpClient); err != nil {
+		return nil, err
+	}
+	if k.apps, err = appsv1client.NewForConfigAndClient(&cfg, httpClient); err != nil {
+		return nil, err
+	}
+	if k.coordination, err = coordinationv1client.NewForConfigAndClient(&cfg, httpClient); err != nil {
+		return nil, err
+	}
+	if k.events, err = eventsv1client.NewForConfigAndClient(&cfg, httpClient); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
 // newClients builds the general client and a separate one for the Lease,
 // so bursts of other API traffic can't throttle renewals.
-func newClients(kubeconfig, userAgent string) (general, election kubernetes.Interface, err error) {
+func newClients(kubeconfig, userAgent string) (general, election Kube, err error) {
 	base, err := RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, nil, err
@@ -45,24 +110,24 @@ func newClients(kubeconfig, userAgent string) (general, election kubernetes.Inte
 	e := rest.CopyConfig(base)
 	e.UserAgent = userAgent + "/election"
 	e.QPS, e.Burst = 5, 10
-	if general, err = kubernetes.NewForConfig(g); err != nil {
+	if general, err = NewKube(g); err != nil {
 		return nil, nil, err
 	}
-	if election, err = kubernetes.NewForConfig(e); err != nil {
+	if election, err = NewKube(e); err != nil {
 		return nil, nil, err
 	}
 	return general, election, nil
 }
 
 // newRecorder starts an events.k8s.io broadcaster; stop flushes it.
-func newRecorder(ctx context.Context, client kubernetes.Interface) (rec events.EventRecorder, stop func()) {
+func newRecorder(ctx context.Context, client Kube) (rec events.EventRecorder, stop func()) {
 	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 	b.StartRecordingToSink(ctx.Done())
 	return b.NewRecorder(scheme.Scheme, "redis-ha-agent"), b.Shutdown
 }
 
 // PodRef fetches this pod, the object every Event is about.
-func PodRef(ctx context.Context, client kubernetes.Interface, namespace, name string) (*corev1.Pod, error) {
+func PodRef(ctx context.Context, client Kube, namespace, name string) (*corev1.Pod, error) {
 	pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get own pod %s/%s (needs RBAC get on pods): %w", namespace, name, err)
@@ -72,7 +137,7 @@ func PodRef(ctx context.Context, client kubernetes.Interface, namespace, name st
 
 // SetPodLabel sets (or, with value "", removes) one label on a pod with a
 // JSON merge patch, which touches no other field.
-func SetPodLabel(ctx context.Context, client kubernetes.Interface, namespace, pod, key, value string) error {
+func SetPodLabel(ctx context.Context, client Kube, namespace, pod, key, value string) error {
 	var v any = value
 	if value == "" {
 		v = nil
@@ -89,7 +154,7 @@ func SetPodLabel(ctx context.Context, client kubernetes.Interface, namespace, po
 
 // ExpectedReplicas is --replicas, or the StatefulSet's spec.replicas when
 // that is 0.
-func ExpectedReplicas(ctx context.Context, client kubernetes.Interface, cfg Config) (int, error) {
+func ExpectedReplicas(ctx context.Context, client Kube, cfg Config) (int, error) {
 	if cfg.Replicas > 0 {
 		return cfg.Replicas, nil
 	}

@@ -12,7 +12,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 )
@@ -23,7 +22,7 @@ import (
 // a compare-and-swap on the resourceVersion that was read, so two agents
 // can never both believe their write won.
 type leaseStore struct {
-	client    kubernetes.Interface
+	client    Kube
 	namespace string
 	name      string
 	identity  string
@@ -51,7 +50,7 @@ type leaseRecord struct {
 	Duration time.Duration
 }
 
-func newLeaseStore(client kubernetes.Interface, namespace, name, identity string, c clock.Clock) *leaseStore {
+func newLeaseStore(client Kube, namespace, name, identity string, c clock.Clock) *leaseStore {
 	if c == nil {
 		c = clock.RealClock{}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/rs/zerolog"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 )
@@ -28,8 +27,8 @@ type Mode interface {
 // Deps are the shared parts a Mode acts through. Built once by Run.
 type Deps struct {
 	Log      zerolog.Logger
-	Kube     kubernetes.Interface // general API traffic
-	Election kubernetes.Interface // its own client so throttling elsewhere can't starve Lease renewals
+	Kube     Kube                 // general API traffic
+	Election Kube                 // its own client so throttling elsewhere can't starve Lease renewals
 	Events   events.EventRecorder // Events on this pod for every decision
 	Metrics  *Metrics
 	Password *Password

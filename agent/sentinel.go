@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 )
 
 // sentinelMode is the sidecar of a sentinel-mode pod: it keeps Redis roles,
@@ -220,7 +219,7 @@ type peerPod struct {
 }
 
 // readPeerPods reads every pod of the StatefulSet but this one.
-func readPeerPods(ctx context.Context, kube kubernetes.Interface, cfg Config, pods int) (map[int]peerPod, error) {
+func readPeerPods(ctx context.Context, kube Kube, cfg Config, pods int) (map[int]peerPod, error) {
 	out := map[int]peerPod{}
 	for i := 0; i < pods; i++ {
 		if i == cfg.Ordinal() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/rs/zerolog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
@@ -44,7 +43,7 @@ func (p sentinelPeers) ordinalOf(host string) int {
 	return -1
 }
 
-func defaultPeers(cfg Config, pods int, password func() string, kube kubernetes.Interface, log zerolog.Logger) sentinelPeers {
+func defaultPeers(cfg Config, pods int, password func() string, kube Kube, log zerolog.Logger) sentinelPeers {
 	timeout := time.Second
 	fallback := apiPodIP(cfg, kube, log)
 	return sentinelPeers{
@@ -65,7 +64,7 @@ func defaultPeers(cfg Config, pods int, password func() string, kube kubernetes.
 
 // apiPodIP maps a peer's DNS name back to its pod and reads the pod's IP
 // from the API server.
-func apiPodIP(cfg Config, kube kubernetes.Interface, log zerolog.Logger) podIPLookup {
+func apiPodIP(cfg Config, kube Kube, log zerolog.Logger) podIPLookup {
 	if kube == nil {
 		return nil
 	}

@@ -15,7 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent"
 )
@@ -68,7 +67,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := agent.NewKube(rc)
 	if err != nil {
 		return err
 	}
@@ -84,7 +83,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	return writeTable(g.Stdout, rep)
 }
 
-func (c *StatusCmd) collect(ctx context.Context, client kubernetes.Interface) (*Report, error) {
+func (c *StatusCmd) collect(ctx context.Context, client agent.Kube) (*Report, error) {
 	sts, err := client.AppsV1().StatefulSets(c.Namespace).Get(ctx, c.StatefulSet, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get StatefulSet %s/%s: %w", c.Namespace, c.StatefulSet, err)
@@ -134,7 +133,7 @@ func (c *StatusCmd) collect(ctx context.Context, client kubernetes.Interface) (*
 	return rep, nil
 }
 
-func (c *StatusCmd) agentStatus(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, direct bool) (map[string]any, error) {
+func (c *StatusCmd) agentStatus(ctx context.Context, client agent.Kube, p *corev1.Pod, direct bool) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	var body []byte
