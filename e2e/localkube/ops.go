@@ -212,9 +212,15 @@ func (c *Cluster) ContainerLog(ctx context.Context, ns, pod, container string) (
 		b, err := os.ReadFile(path)
 		return string(b), err
 	}
+	// The previous run first (a restarted container's earlier lines), as
+	// the node agent's log file has every run.
+	prev, _ := c.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: true}).DoRaw(ctx)
 	b, err := c.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
 	if err != nil {
 		return "", fmt.Errorf("logs of %s/%s container %s: %w", ns, pod, container, err)
+	}
+	if len(prev) > 0 && !strings.HasPrefix(string(prev), "{\"kind\":\"Status\"") {
+		return string(prev) + string(b), nil
 	}
 	return string(b), nil
 }

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
 // waitPods waits until n pods match selector, all Running and Ready, none
@@ -86,9 +88,18 @@ func execIn(ctx context.Context, ns, pod, container string, cmd ...string) (stri
 // so far: the node agent appends each container's stdout and stderr to
 // <state>/kubelet/pods/<ns>_<pod>_<uid>/<container>.log (e2e/kubelet).
 func containerLog(ns string, pod *corev1.Pod, container string) string {
-	b, err := os.ReadFile(filepath.Join(cluster.StateDir, "kubelet", "pods", fmt.Sprintf("%s_%s_%s", ns, pod.Name, pod.UID), container+".log"))
+	if cluster.NodeRuntime() == localkube.RuntimeAgent {
+		// The node agent's file has every run of the container, finished
+		// init containers included.
+		b, err := os.ReadFile(filepath.Join(cluster.StateDir, "kubelet", "pods", fmt.Sprintf("%s_%s_%s", ns, pod.Name, pod.UID), container+".log"))
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	b, err := cluster.ContainerLog(context.Background(), ns, pod.Name, container)
 	if err != nil {
 		return ""
 	}
-	return string(b)
+	return b
 }
