@@ -15,14 +15,20 @@
 //     known replicas and known sentinels.
 //   - Errors are typed: *ParamError names the Params field, *ParseError the
 //     line number, its text (passwords redacted) and what was expected.
+//   - Warnings are not errors: File.Warnings (and Changes.Warnings from
+//     Merge) list the sentinel directives this package does not know, kept
+//     verbatim; the caller logs them.
 //
-// Parse reads lines as redis-sentinel 7.0 does: directives are
-// case-insensitive, blanks are trimmed, # starts a comment line, and
-// arguments are split with Redis's sdssplitargs quoting ("..." with \n, \xHH
-// and \<char> escapes; '...' with \'). sentinel directives are checked
-// against the forms Sentinel 7.0 loads; any other directive only for being a
-// word, because this package does not own it and newer Redis versions add
-// directives.
+// Parse reads lines as the Sentinels of Redis 7.0 and 8.0 and Valkey 8.0
+// and 8.1 do: directives are case-insensitive, blanks are trimmed, # starts
+// a comment line, and arguments are split with sdssplitargs quoting ("..."
+// with \n, \xHH and \<char> escapes; '...' with \'). sentinel directives
+// these engines load (Valkey's primary-reboot-down-after-period beside
+// master-reboot-down-after-period) are checked against their forms; an
+// unknown sentinel directive is kept and reported as a Warning, since a
+// newer engine adds directives and refusing a file Sentinel wrote itself
+// would stop the pod; any other directive is checked only for being a word,
+// because this package does not own it.
 //
 // Merge owns these lines and writes them first, in this order: port,
 // sentinel myid, resolve-hostnames yes, announce-hostnames yes, announce-ip
@@ -66,19 +72,28 @@
 //     epochs included, since Sentinel refuses them without a monitor; a
 //     Sentinel monitoring a pod that is not master would try to fail it
 //     over. current-epoch, being global, is kept.
+//   - Unknown sentinel directives (Warnings) whose first argument names a
+//     monitored master go with that master's lines: kept for MasterName,
+//     dropped for another master or when no master is known.
+//   - "# ??? " comment lines, which Sentinel's rewrite leaves for lines it
+//     could not parse (Valkey 8.1.1: its own requirepass, one per rewrite,
+//     holding the password), are dropped.
 //   - Runs of blank lines are collapsed to one.
 //
 // Merge(Merge(x)) == Merge(x) for the same Params.
 //
-// A trap measured with redis-sentinel 7.0.15: its CONFIG REWRITE writes
-// auth-pass, sentinel-pass and master names without quotes, so a value with
-// a space makes Sentinel refuse its own file at the next start. Params
-// rejects such values; Parse accepts such auth-pass and sentinel-pass lines
-// (the rest of the line is the password) so that Merge can repair a file
-// Sentinel broke.
+// A trap measured with redis-sentinel 7.0.15, and the same in 8.0.2 and
+// valkey-sentinel 8.0.1 and 8.1.1: CONFIG REWRITE writes auth-pass,
+// sentinel-pass and master names without quotes, so a value with a space or
+// a quote makes Sentinel refuse its own file at the next start; Valkey
+// 8.1.1 also writes requirepass between quotes without escaping the quotes
+// inside. Params rejects such values; Parse accepts such auth-pass,
+// sentinel-pass and requirepass lines (the rest of the line is the
+// password) so that Merge can repair a file Sentinel broke.
 //
-// Tests read testdata/real-*.conf, files redis-sentinel 7.0.15 wrote itself
-// (testdata/generate.sh runs a master, a replica and three Sentinels on
-// 127.0.20.x, then two failovers), and every merged golden file is loaded by
-// a real redis-sentinel.
+// Tests read testdata/<engine>-<version>/*.conf, files each engine's
+// Sentinel wrote itself (testdata/generate.sh runs a master, a replica and
+// three Sentinels on 127.0.20.x, two failovers and a SENTINEL SET, from the
+// host or an e2e image's root filesystem), and every merged golden file is
+// loaded by a real Sentinel of its engine.
 package sentinelconf

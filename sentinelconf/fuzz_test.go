@@ -14,6 +14,8 @@ import (
 // it writes parses and merges to itself.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.conf")
+	engines, _ := filepath.Glob("testdata/*/*.conf")
+	files = append(files, engines...)
 	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -23,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("sentinel auth-pass mymaster a \"b\nsentinel sentinel-pass 'x\n"))
 	f.Add([]byte("x \"\\x41\\q\" 'it\\'s'\r\n\v\n# c\n"))
+	f.Add([]byte("sentinel monitor mymaster 127.0.20.11 6390 2\nsentinel primary-foo mymaster 1\nsentinel monitor old 10.0.0.1 6379 2\nsentinel primary-foo old 2\nrequirepass \"a\"b\"\n"))
 	p := realParams(1)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data)

@@ -20,6 +20,12 @@ type Changes struct {
 	DroppedSentinels []KnownSentinel
 	DroppedReplicas  []Addr
 	AddedReplicas    []Addr
+	// Warnings are the existing file's lines Parse kept without
+	// understanding them (File.Warnings): not changes, but what the caller
+	// should log, since the engine may refuse them at start. Merge keeps
+	// them in place, or drops them with their master when their first
+	// argument names a master whose lines are dropped.
+	Warnings []Warning
 }
 
 // Render is the file for p when no file exists yet.
@@ -72,6 +78,7 @@ func merge(f *File, p Params) ([]byte, Changes) {
 		m.line(l)
 	}
 	m.keepPreviousMaster()
+	m.ch.Warnings = f.Warnings
 	return m.render(), m.ch
 }
 
@@ -82,8 +89,11 @@ type merger struct {
 	master  Addr
 	unknown bool              // no master: no monitor, no per-master lines
 	peerID  map[string]string // hostKey -> myid of the pods that exist
-	seen    map[string]bool
-	kept    []string
+	// monitored are the master names of the file's monitor lines and
+	// Params.MasterName.
+	monitored map[string]bool
+	seen      map[string]bool
+	kept      []string
 	// stateEnd is the index in kept after the last known-* or epoch line
 	// of our master; -1 before one.
 	stateEnd int
@@ -92,7 +102,11 @@ type merger struct {
 
 func newMerger(f *File, p Params) *merger {
 	m := &merger{p: p, master: Addr{Host: p.MasterHost, Port: p.MasterPort}, unknown: p.MasterHost == "",
-		peerID: make(map[string]string, len(p.Peers)), seen: map[string]bool{}, stateEnd: -1}
+		peerID: make(map[string]string, len(p.Peers)), seen: map[string]bool{}, stateEnd: -1,
+		monitored: map[string]bool{p.MasterName: true}}
+	for _, name := range f.Masters() {
+		m.monitored[name] = true
+	}
 	if old, had := f.Master(p.MasterName); had && (m.unknown || !sameAddr(old.Addr, m.master)) {
 		prev := old.Addr
 		m.ch.PreviousMaster = &prev
@@ -114,7 +128,11 @@ func (m *merger) line(l Line) {
 	d := l.Directive()
 	switch {
 	case d == "":
-		if l.Text != Header {
+		// "# ??? " marks a line Sentinel's CONFIG REWRITE could not parse
+		// and commented out, one more at every rewrite: Valkey 8.1.1 does
+		// it to the requirepass it wrote itself, so they hold old
+		// passwords, and Sentinel ignores them anyway.
+		if l.Text != Header && !strings.HasPrefix(l.Text, "# ??? ") {
 			m.kept = append(m.kept, l.Text)
 		}
 		return
@@ -126,11 +144,27 @@ func (m *merger) line(l Line) {
 		// alive; Sentinel writes it again from requirepass.
 		return
 	}
-	if strings.HasPrefix(d, "sentinel ") && sentinelForms[strings.TrimPrefix(d, "sentinel ")].min >= 2 {
+	if m.aboutMaster(l, d) {
 		m.masterLine(l, d)
 		return
 	}
 	m.kept = append(m.kept, l.Text)
+}
+
+// aboutMaster: the line is about one master. A sentinel directive this
+// package does not know (a newer engine's) is taken to be one when its
+// first argument names a monitored master: Sentinel refuses a per-master
+// line whose master has no monitor ("No such master with specified name"),
+// so it must go with its master's other lines.
+func (m *merger) aboutMaster(l Line, d string) bool {
+	sub, ok := strings.CutPrefix(d, "sentinel ")
+	if !ok {
+		return false
+	}
+	if form, known := sentinelForms[sub]; known {
+		return form.min >= 2
+	}
+	return len(l.Args) >= 3 && m.monitored[l.Args[2]]
 }
 
 // masterLine keeps or drops a line about a master.

@@ -109,7 +109,10 @@ func (p Params) Validate() error {
 		// Measured with redis-sentinel 7.0.15: CONFIG REWRITE writes
 		// auth-pass and sentinel-pass unquoted, so a password with a space
 		// becomes extra arguments and Sentinel refuses its own file at the
-		// next start ("Unrecognized sentinel configuration statement").
+		// next start ("Unrecognized sentinel configuration statement");
+		// Redis 8.0.2 and Valkey 8.0.1/8.1.1 do the same. The message says
+		// "starts with a quote" although any quote is refused (see
+		// RewriteSafe); cmd's tests pin its text.
 		return bad("Password", "", "contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64")
 	}
 	for i, peer := range p.Peers {
@@ -126,13 +129,17 @@ func (p Params) Validate() error {
 // RewriteSafe reports whether s reads back as one bare argument: Sentinel's
 // CONFIG REWRITE writes master names and passwords unquoted, so a password
 // that is not rewrite-safe breaks sentinel.conf, and the redis.conf include
-// that carries the same password is held to the same rule.
+// that carries the same password is held to the same rule. A quote anywhere
+// is unsafe, not only a leading one: Redis reads a quote inside a bare word
+// as the start of a quoted part (measured with redis-sentinel 7.0.15:
+// "sentinel auth-pass m ab"cd" stops it with "Unbalanced quotes"), and
+// valkey-sentinel 8.1.1 writes requirepass "ab"cd" without escapes.
 func RewriteSafe(s string) bool {
-	if s == "" || s[0] == '"' || s[0] == '\'' {
+	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] == 0x7f {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '"' || c == '\'' {
 			return false
 		}
 	}

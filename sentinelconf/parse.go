@@ -12,6 +12,23 @@ import (
 // lines included, so that writing it back loses nothing.
 type File struct {
 	Lines []Line
+	// Warnings are the lines kept without being understood: sentinel
+	// directives this package does not know, from an engine newer than the
+	// ones it was tested with (or a typo the engine will refuse). Parse
+	// keeps them verbatim rather than stopping a pod's start; the caller
+	// logs them.
+	Warnings []Warning
+}
+
+// Warning is one line Parse kept without understanding it.
+type Warning struct {
+	Line      int    // 1-based
+	Text      string // the line; values of password lines are redacted
+	Directive string // as Line.Directive, e.g. "sentinel primary-foo"
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("line %d %q: %q is not a sentinel directive of Redis 7.0-8.0 or Valkey 8.0-8.1; kept as it is: if the engine refuses it at start, remove the line", w.Line, w.Text, w.Directive)
 }
 
 // Line is one line of the file.
@@ -80,8 +97,10 @@ func Parse(data []byte) (*File, error) {
 		l.Args = args
 		if l.Args == nil { // only blanks Redis trims but Go's Trim kept (\v, \f)
 			l.Text = ""
-		} else if err := checkLine(l); err != nil {
+		} else if known, err := checkLine(l); err != nil {
 			return nil, &ParseError{Line: l.Num, Text: redact(text), Expected: err.Error()}
+		} else if !known {
+			f.Warnings = append(f.Warnings, Warning{Line: l.Num, Text: redact(text), Directive: l.Directive()})
 		}
 		f.Lines = append(f.Lines, l)
 	}
@@ -103,14 +122,23 @@ type expectation string
 
 func (e expectation) Error() string { return string(e) }
 
-// lineArgs splits a line, tolerating the unquoted passwords Sentinel 7.0
-// writes into auth-pass and sentinel-pass.
+// lineArgs splits a line, tolerating the passwords Sentinel writes so that
+// it cannot read them back: unquoted in auth-pass and sentinel-pass (every
+// engine, measured with Redis 7.0.15 and 8.0.2, Valkey 8.0.1 and 8.1.1), and
+// quoted without escapes in requirepass (Valkey 8.1.1 writes a password
+// ab"cd as requirepass "ab"cd").
 func lineArgs(text string) ([]string, error) {
 	if strings.IndexByte(text, 0) >= 0 {
 		return nil, expectation("no NUL byte: this is not a text file line")
 	}
 	args, err := splitArgs(text)
 	words := strings.Fields(text)
+	if err != nil && len(words) >= 2 && strings.EqualFold(words[0], "requirepass") {
+		rest := strings.TrimLeft(text[len(words[0]):], " \t")
+		if len(rest) >= 2 && rest[0] == '"' && rest[len(rest)-1] == '"' {
+			return []string{words[0], rest[1 : len(rest)-1]}, nil
+		}
+	}
 	if len(words) >= 3 && strings.EqualFold(words[0], "sentinel") {
 		sub := strings.ToLower(words[1])
 		if (sub == "auth-pass" && len(words) >= 4 && isBare(words[2])) || sub == "sentinel-pass" {
@@ -137,8 +165,10 @@ func lineArgs(text string) ([]string, error) {
 
 var directiveName = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
 
-// sentinelForms lists the sentinel directives Redis 7.0 loads, with their
-// argument counts after the subcommand, from sentinelHandleConfiguration.
+// sentinelForms lists the sentinel directives Redis 7.0-8.0 and Valkey
+// 8.0-8.1 load, with their argument counts after the subcommand, from
+// sentinelHandleConfiguration. Forms with a min of 2 or more are about one
+// master, named by the first argument.
 var sentinelForms = map[string]struct {
 	min, max int
 	usage    string
@@ -152,46 +182,59 @@ var sentinelForms = map[string]struct {
 	"auth-pass":                       {2, 2, "<master-name> <password>"},
 	"auth-user":                       {2, 2, "<master-name> <user>"},
 	"master-reboot-down-after-period": {2, 2, "<master-name> <milliseconds>"},
-	"config-epoch":                    {2, 2, "<master-name> <epoch>"},
-	"leader-epoch":                    {2, 2, "<master-name> <epoch>"},
-	"known-replica":                   {3, 3, "<master-name> <host> <port>"},
-	"known-slave":                     {3, 3, "<master-name> <host> <port>"},
-	"known-sentinel":                  {3, 4, "<master-name> <host> <port> [<runid>]"},
-	"rename-command":                  {3, 3, "<master-name> <command> <renamed-command>"},
-	"current-epoch":                   {1, 1, "<epoch>"},
-	"myid":                            {1, 1, "<40-character id>"},
-	"announce-ip":                     {1, 1, "<host>"},
-	"announce-port":                   {1, 1, "<port>"},
-	"announce-hostnames":              {1, 1, "yes|no"},
-	"resolve-hostnames":               {1, 1, "yes|no"},
-	"deny-scripts-reconfig":           {1, 1, "yes|no"},
-	"sentinel-user":                   {1, 1, "<user>"},
-	"sentinel-pass":                   {1, 1, "<password>"},
+	// Valkey 8's name for master-reboot-down-after-period, which it writes;
+	// it still reads the old one, Redis only the old one.
+	"primary-reboot-down-after-period": {2, 2, "<master-name> <milliseconds>"},
+	"config-epoch":                     {2, 2, "<master-name> <epoch>"},
+	"leader-epoch":                     {2, 2, "<master-name> <epoch>"},
+	"known-replica":                    {3, 3, "<master-name> <host> <port>"},
+	"known-slave":                      {3, 3, "<master-name> <host> <port>"},
+	"known-sentinel":                   {3, 4, "<master-name> <host> <port> [<runid>]"},
+	"rename-command":                   {3, 3, "<master-name> <command> <renamed-command>"},
+	"current-epoch":                    {1, 1, "<epoch>"},
+	"myid":                             {1, 1, "<40-character id>"},
+	"announce-ip":                      {1, 1, "<host>"},
+	"announce-port":                    {1, 1, "<port>"},
+	"announce-hostnames":               {1, 1, "yes|no"},
+	"resolve-hostnames":                {1, 1, "yes|no"},
+	"deny-scripts-reconfig":            {1, 1, "yes|no"},
+	"sentinel-user":                    {1, 1, "<user>"},
+	"sentinel-pass":                    {1, 1, "<password>"},
 }
 
-// checkLine validates a directive line. Only the sentinel directives whose
-// values Merge reads are checked for their values.
-func checkLine(l Line) error {
+// checkLine validates a directive line, and reports whether this package
+// knows it. Only the sentinel directives whose values Merge reads are
+// checked for their values. An unknown sentinel directive is not an error:
+// a newer engine adds directives (Valkey 8 added
+// primary-reboot-down-after-period), and refusing a file Sentinel wrote
+// itself would stop the pod from starting.
+func checkLine(l Line) (known bool, err error) {
 	name := strings.ToLower(l.Args[0])
 	if !directiveName.MatchString(name) {
-		return expectation("a config directive (a word of letters, digits and '-') at the start of the line, or a # comment")
+		return false, expectation("a config directive (a word of letters, digits and '-') at the start of the line, or a # comment")
 	}
 	if name != "sentinel" {
-		return nil
+		return true, nil
 	}
 	if len(l.Args) == 1 {
-		return nil // Sentinel takes a bare "sentinel" line as the switch to sentinel mode
+		return true, nil // Sentinel takes a bare "sentinel" line as the switch to sentinel mode
 	}
 	sub := strings.ToLower(l.Args[1])
 	form, ok := sentinelForms[sub]
 	if !ok {
-		return expectation(fmt.Sprintf("a sentinel directive redis-sentinel 7.0 knows (monitor, known-sentinel, known-replica, config-epoch, myid, ...), not %q", l.Args[1]))
+		if !directiveName.MatchString(sub) {
+			return false, expectation(fmt.Sprintf("a sentinel directive (a word of letters, digits and '-') after \"sentinel\", not %q", l.Args[1]))
+		}
+		return false, nil
 	}
 	n := len(l.Args) - 2
 	if n < form.min || n > form.max {
-		return expectation(fmt.Sprintf("sentinel %s %s, got %d argument%s after %q", sub, form.usage, n, plural(n), "sentinel "+sub))
+		return true, expectation(fmt.Sprintf("sentinel %s %s, got %d argument%s after %q", sub, form.usage, n, plural(n), "sentinel "+sub))
 	}
-	a := l.Args[2:]
+	return true, checkValues(sub, l.Args[2:])
+}
+
+func checkValues(sub string, a []string) error {
 	switch sub {
 	case "monitor":
 		if err := checkPort(a[2], "port"); err != nil {

@@ -55,25 +55,29 @@ func TestGolden(t *testing.T) {
 	noMaster := realParams(1)
 	noMaster.MasterHost, noMaster.Password = "", "n3w-s3cret"
 
-	cases := map[string]struct {
+	type golden struct {
 		reason   string
 		existing string // testdata file, "" for none
 		params   Params
-	}{
+	}
+	cases := map[string]golden{
 		"render-pod.golden":          {reason: "fresh file for a pod, no auth", params: podParams()},
 		"render-pod-password.golden": {reason: "fresh file with auth: auth-pass, requirepass, sentinel-pass", params: withPassword},
-		"merge-real-noauth-failover-1.golden": {
-			reason: "same master, all peers live: Sentinel's state kept, user default dropped", existing: "real-noauth-failover-1.conf", params: realParams(1),
+		"merge-redis-7.0.15-noauth-failover-2-master-moved-peer-gone.golden": {
+			reason: "master moved to the replica and pod 3 is gone", existing: "redis-7.0.15/noauth-failover-2.conf", params: masterMoved,
 		},
-		"merge-real-noauth-failover-2-master-moved-peer-gone.golden": {
-			reason: "master moved to the replica and pod 3 is gone", existing: "real-noauth-failover-2.conf", params: masterMoved,
+		"merge-redis-7.0.15-auth-failover-1-no-master.golden": {
+			reason: "no master known (fenced boot): no monitor and no per-master lines; auth for the Sentinel itself stays", existing: "redis-7.0.15/auth-failover-1.conf", params: noMaster,
 		},
-		"merge-real-auth-failover-1-no-master.golden": {
-			reason: "no master known (fenced boot): no monitor and no per-master lines; auth for the Sentinel itself stays", existing: "real-auth-failover-1.conf", params: noMaster,
-		},
-		"merge-real-auth-failover-1-repaired.golden": {
-			reason: "Sentinel wrote the password unquoted; merge writes the new one and drops the old", existing: "real-auth-failover-1.conf", params: repaired,
-		},
+	}
+	for _, engine := range engines {
+		cases["merge-"+engine+"-noauth-failover-1.golden"] = golden{
+			reason: engine + ": same master, all peers live: Sentinel's state kept, user default dropped", existing: engine + "/noauth-failover-1.conf", params: realParams(1),
+		}
+		cases["merge-"+engine+"-auth-failover-1-repaired.golden"] = golden{
+			reason:   engine + ": Sentinel wrote the password so that it cannot read it back (unquoted; Valkey 8.1 also requirepass with bare quotes); merge writes the new one and drops the old, and the commented-out \"# ??? requirepass\" copies",
+			existing: engine + "/auth-failover-1.conf", params: repaired,
+		}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
