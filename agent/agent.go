@@ -95,7 +95,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
-	g.Go(func() error { return pw.Run(ctx, log, cfg.ResyncInterval) })
+	g.Go(func() error { return pw.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return mode.Run(ctx) })
 	return g.Wait()
 }

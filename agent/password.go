@@ -11,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
 )
 
 // Password is the Redis password read from a file (a Secret volume). The
@@ -62,9 +63,10 @@ func (p *Password) Get() string {
 // Changed receives after the password changed; it never blocks the watcher.
 func (p *Password) Changed() <-chan struct{} { return p.changed }
 
-// Run watches the file until ctx ends. A read error keeps the old password
-// and is logged: a half-written Secret update must not lock the agent out.
-func (p *Password) Run(ctx context.Context, log zerolog.Logger, resync time.Duration) error {
+// Run watches the file until ctx ends, re-reading it every resync on clk.
+// A read error keeps the old password and is logged: a half-written Secret
+// update must not lock the agent out.
+func (p *Password) Run(ctx context.Context, log zerolog.Logger, clk clock.WithTicker, resync time.Duration) error {
 	if p.path == "" {
 		<-ctx.Done()
 		return nil
@@ -78,7 +80,7 @@ func (p *Password) Run(ctx context.Context, log zerolog.Logger, resync time.Dura
 	if err := w.Add(filepath.Dir(p.path)); err != nil {
 		return fmt.Errorf("watch directory of --password-file %s: %w", p.path, err)
 	}
-	t := time.NewTicker(resync)
+	t := clk.NewTicker(resync)
 	defer t.Stop()
 	for {
 		select {
@@ -87,7 +89,7 @@ func (p *Password) Run(ctx context.Context, log zerolog.Logger, resync time.Dura
 		case err := <-w.Errors:
 			log.Warn().Err(err).Msg("file watch error; the periodic re-read still applies changes")
 		case <-w.Events:
-		case <-t.C:
+		case <-t.C():
 		}
 		p.reload(log)
 	}

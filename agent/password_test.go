@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
 )
 
 func TestPasswordFile(t *testing.T) {
@@ -79,7 +80,7 @@ func TestPasswordWatchSecretSwap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- pw.Run(ctx, zerolog.Nop(), time.Hour) }()
+	go func() { done <- pw.Run(ctx, zerolog.Nop(), clock.RealClock{}, time.Hour) }()
 	// Give the watcher a moment to register; the swap below must be seen by
 	// fsnotify, not by the (hour-long) periodic re-read.
 	deadline := time.Now().Add(5 * time.Second)

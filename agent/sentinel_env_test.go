@@ -216,7 +216,7 @@ func (e *sentinelEnv) startAgent(i int) {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
-	go func() { defer wg.Done(); _ = pw.Run(ctx, log, time.Second) }()
+	go func() { defer wg.Done(); _ = pw.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = m.Run(ctx) }()
 	go func() { wg.Wait(); stopEvents(); close(p.done) }()
 	e.t.Cleanup(func() { e.stopAgent(i) })

@@ -588,9 +588,13 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 			err := c.Set(ctx, "after-fence", 1, 0).Err()
 			return !fenced && err == nil, fmt.Sprintf("fenced=%t set=%v", fenced, err)
 		})
-		if got, s := e.masterOf(); got != m {
-			t.Errorf("after recovery the master is %d, want %d still: %s", got, m, s)
-		}
+		// The pass that unfences writes the master label right after
+		// (execute unpauses before labelling), so the label may lag the
+		// write above by an API call.
+		e.waitFor(5*time.Second, fmt.Sprintf("pod %d still the agreed master after recovery", m), func() (bool, string) {
+			got, s := e.masterOf()
+			return got == m, s
+		})
 	})
 }
 
