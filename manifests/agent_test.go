@@ -331,8 +331,12 @@ func testConfigPathsAgree(t *testing.T, bin string) {
 			t.Fatalf("need containers agent-init and redis")
 		}
 		h := help(t, bin, subcommand(ic))
-		if len(redis.Command) != 2 || redis.Command[0] != "redis-server" {
-			t.Fatalf("redis command %v, want [redis-server <redis.conf>]", redis.Command)
+		server, sentinel := "redis-server", "redis-sentinel"
+		if l.engine == "valkey" {
+			server, sentinel = "valkey-server", "valkey-sentinel"
+		}
+		if len(redis.Command) != 2 || redis.Command[0] != server {
+			t.Fatalf("redis command %v, want [%s <redis.conf>]", redis.Command, server)
 		}
 		confDir, confFile := redis.Command[1][:strings.LastIndex(redis.Command[1], "/")], redis.Command[1][strings.LastIndex(redis.Command[1], "/")+1:]
 		cm := mountedConfigMap(t, b, redis, confDir)
@@ -377,7 +381,7 @@ func testConfigPathsAgree(t *testing.T, bin string) {
 		}
 		if l.mode == "sentinel" {
 			s := findContainer(spec.InitContainers, "sentinel")
-			want := []string{"redis-sentinel", setting(ic, h, "sentinel-conf", "REDIS_HA_SENTINEL_CONF")}
+			want := []string{sentinel, setting(ic, h, "sentinel-conf", "REDIS_HA_SENTINEL_CONF")}
 			if s == nil || strings.Join(s.Command, " ") != strings.Join(want, " ") {
 				t.Errorf("sentinel container command %v, want %v (the file agent-init renders)", s, want)
 			}

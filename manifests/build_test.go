@@ -29,6 +29,9 @@ type layout struct {
 	// services: the base's Services (headless, role-selecting) and PDB.
 	services   bool
 	production bool
+	// engine is "valkey" for the builds with components/valkey; "" is
+	// Redis. It names the server and Sentinel programs.
+	engine string
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -40,6 +43,8 @@ func layouts() map[string]layout {
 		"base/cluster":                     {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true},
 		"overlays/sentinel-3":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true},
 		"overlays/cluster-6":               {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true},
+		"overlays/sentinel-3-valkey":       {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, engine: "valkey"},
+		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey"},
 		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},
