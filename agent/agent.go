@@ -8,6 +8,9 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
 // InitEnv is what init reaches beside the API server; the zero value is the
@@ -69,7 +72,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Kube:     kube,
 		Election: election,
 		Events:   rec,
-		Metrics:  NewMetrics(cfg.Version, cfg.Mode),
+		Metrics:  metrics.New(cfg.Version, cfg.Mode),
 		Password: pw,
 		Clock:    clock.RealClock{},
 	}
@@ -85,7 +88,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &Server{
+	srv := &httpserver.Server{
 		Addr:              cfg.HTTPAddr,
 		Mode:              mode,
 		Metrics:           deps.Metrics,

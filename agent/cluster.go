@@ -14,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
 // clusterEnv is what cluster mode acts through. newClusterMode builds it from
@@ -37,7 +39,7 @@ type clusterEnv struct {
 	// never.
 	PasswordChanged <-chan struct{}
 	Event           func(eventType, reason, note string)
-	Metrics         *Metrics // may be nil
+	Metrics         *metrics.Metrics // may be nil
 	Clock           clock.WithTicker
 	// FastInterval is the pass interval while the cluster is not settled.
 	FastInterval time.Duration

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
@@ -208,10 +210,10 @@ func (e *sentinelEnv) startAgent(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := newRecorder(ctx, e.kube)
-	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: NewMetrics("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
+	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
-	srv := &Server{Addr: p.cfg.HTTPAddr, Mode: m, Metrics: deps.Metrics, Log: log, ProbeTimeout: 2 * time.Second, SwitchoverTimeout: p.cfg.SwitchoverTimeout}
+	srv := &httpserver.Server{Addr: p.cfg.HTTPAddr, Mode: m, Metrics: deps.Metrics, Log: log, ProbeTimeout: 2 * time.Second, SwitchoverTimeout: p.cfg.SwitchoverTimeout}
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(3)

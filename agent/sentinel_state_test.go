@@ -10,6 +10,8 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
 func TestSentinelEffectiveState(t *testing.T) {
@@ -67,7 +69,7 @@ func TestSentinelBlockedElectionEvent(t *testing.T) {
 	m := &sentinelMode{
 		cfg:   Config{Identity: Identity{PodName: "redis-1"}},
 		peers: sentinelPeers{Pods: 3, Self: 1},
-		deps:  Deps{Clock: clocktesting.NewFakeClock(t0), Events: rec, Metrics: NewMetrics("test", ModeSentinel)},
+		deps:  Deps{Clock: clocktesting.NewFakeClock(t0), Events: rec, Metrics: metrics.New("test", ModeSentinel)},
 		log:   zerolog.Nop(),
 	}
 	o := obs3(1, roleReplica)

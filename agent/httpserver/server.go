@@ -1,4 +1,4 @@
-package agent
+package httpserver
 
 import (
 	"context"
@@ -11,14 +11,29 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
+
+// Mode is what the endpoints ask of the HA mode that runs.
+type Mode interface {
+	// Live reports whether redis-server answers (PING, or LOADING).
+	Live(ctx context.Context) error
+	// Ready reports whether this pod should receive traffic for its role.
+	Ready(ctx context.Context) error
+	// Status is the JSON body of /status.
+	Status(ctx context.Context) any
+	// PreStop hands the pod's role over before it stops; it returns when
+	// done or when ctx (the switchover timeout) ends.
+	PreStop(ctx context.Context) error
+}
 
 // Server is the agent's one HTTP port: probes, status, metrics and the
 // preStop hook. Every endpoint asks the Mode; the server only translates.
 type Server struct {
 	Addr              string
 	Mode              Mode
-	Metrics           *Metrics
+	Metrics           *metrics.Metrics
 	Log               zerolog.Logger
 	ProbeTimeout      time.Duration
 	SwitchoverTimeout time.Duration

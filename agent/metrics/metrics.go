@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 import (
 	"net/http"
@@ -33,8 +33,8 @@ type Metrics struct {
 // Roles the Role gauge knows; SetRole zeroes the others.
 var metricRoles = []string{"master", "replica", "fenced", "unknown"}
 
-// NewMetrics registers every series. version is the agent's build version.
-func NewMetrics(version, mode string) *Metrics {
+// New registers every series. version is the agent's build version.
+func New(version, mode string) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{reg: reg}

@@ -1,4 +1,4 @@
-package agent
+package httpserver
 
 import (
 	"context"
@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
 type fakeMode struct {
-	run, live, ready, preStop func(context.Context) error
-	status                    func(context.Context) any
+	live, ready, preStop func(context.Context) error
+	status               func(context.Context) any
 }
 
 var _ Mode = (*fakeMode)(nil)
 
-func (f *fakeMode) Run(ctx context.Context) error     { return f.run(ctx) }
 func (f *fakeMode) Live(ctx context.Context) error    { return f.live(ctx) }
 func (f *fakeMode) Ready(ctx context.Context) error   { return f.ready(ctx) }
 func (f *fakeMode) Status(ctx context.Context) any    { return f.status(ctx) }
@@ -39,7 +40,7 @@ func TestServerEndpoints(t *testing.T) {
 			return map[bool]error{true: nil, false: errors.New("no deadline")}[ok]
 		},
 	}
-	s := &Server{Mode: mode, Metrics: NewMetrics("test", ModeSentinel), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: time.Second}
+	s := &Server{Mode: mode, Metrics: metrics.New("test", "sentinel"), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: time.Second}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 
@@ -84,7 +85,7 @@ func TestPreStopSingleFlight(t *testing.T) {
 		<-release
 		return nil
 	}}
-	s := &Server{Mode: mode, Metrics: NewMetrics("test", ModeSentinel), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: 5 * time.Second}
+	s := &Server{Mode: mode, Metrics: metrics.New("test", "sentinel"), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: 5 * time.Second}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	results := make(chan int, 3)
