@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
@@ -61,11 +62,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	kube, election, err := newClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version)
+	kube, election, err := kubeapi.NewClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version)
 	if err != nil {
 		return err
 	}
-	rec, stopEvents := newRecorder(ctx, kube)
+	rec, stopEvents := kubeapi.NewRecorder(ctx, kube)
 	defer stopEvents()
 	deps := Deps{
 		Log:      log,

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
 // newClusterMode builds cluster mode on the real world: peers by DNS, the
@@ -77,7 +79,7 @@ func resolvePod(ctx context.Context, fqdn string) (string, error) {
 // for spec.replicas on every pass, and a scale is seen soon enough within
 // the TTL (the new pods read it fresh when they start).
 type kubeTopology struct {
-	client Kube
+	client kubeapi.Clients
 	cfg    Config
 
 	mu       sync.Mutex

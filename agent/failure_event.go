@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
 // maxEventNote is the API server's limit on an Event's note.
@@ -45,13 +47,13 @@ func reportFailure(cfg Config, reason, action string, err error, log zerolog.Log
 	if err == nil || cfg.PodName == "" || cfg.Namespace == "" {
 		return
 	}
-	rc, cerr := RESTConfig(cfg.Kubeconfig)
+	rc, cerr := kubeapi.RESTConfig(cfg.Kubeconfig)
 	if cerr != nil {
 		log.Debug().Err(cerr).Msg("no API client; the failure is not published as an Event")
 		return
 	}
 	rc.UserAgent = "redis-ha-agent/" + cfg.Version + "/failure"
-	client, cerr := NewKube(rc)
+	client, cerr := kubeapi.New(rc)
 	if cerr != nil {
 		return
 	}

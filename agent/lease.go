@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +24,7 @@ import (
 // a compare-and-swap on the resourceVersion that was read, so two agents
 // can never both believe their write won.
 type leaseStore struct {
-	client    Kube
+	client    kubeapi.Clients
 	namespace string
 	name      string
 	identity  string
@@ -50,7 +52,7 @@ type leaseRecord struct {
 	Duration time.Duration
 }
 
-func newLeaseStore(client Kube, namespace, name, identity string, c clock.Clock) *leaseStore {
+func newLeaseStore(client kubeapi.Clients, namespace, name, identity string, c clock.Clock) *leaseStore {
 	if c == nil {
 		c = clock.RealClock{}
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
@@ -23,8 +24,8 @@ type Mode interface {
 // Deps are the shared parts a Mode acts through. Built once by Run.
 type Deps struct {
 	Log      zerolog.Logger
-	Kube     Kube                 // general API traffic
-	Election Kube                 // its own client so throttling elsewhere can't starve Lease renewals
+	Kube     kubeapi.Clients      // general API traffic
+	Election kubeapi.Clients      // its own client so throttling elsewhere can't starve Lease renewals
 	Events   events.EventRecorder // Events on this pod for every decision
 	Metrics  *metrics.Metrics
 	Password *Password

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
 // sentinelMode is the sidecar of a sentinel-mode pod: it keeps Redis roles,
@@ -125,7 +127,7 @@ func newSentinelModeWith(cfg Config, deps Deps, peers sentinelPeers) *sentinelMo
 		local:  peers.Redis(localHost(cfg, peers)),
 		status: SentinelStatus{Mode: ModeSentinel, Pod: cfg.PodName},
 		setLabel: func(ctx context.Context, pod, value string) error {
-			return SetPodLabel(ctx, deps.Kube, cfg.Namespace, pod, cfg.RoleLabel, value)
+			return kubeapi.SetPodLabel(ctx, deps.Kube, cfg.Namespace, pod, cfg.RoleLabel, value)
 		},
 		listMasters: func(ctx context.Context) ([]string, error) { return podsLabelledMaster(ctx, deps.Kube, cfg) },
 	}
@@ -219,7 +221,7 @@ type peerPod struct {
 }
 
 // readPeerPods reads every pod of the StatefulSet but this one.
-func readPeerPods(ctx context.Context, kube Kube, cfg Config, pods int) (map[int]peerPod, error) {
+func readPeerPods(ctx context.Context, kube kubeapi.Clients, cfg Config, pods int) (map[int]peerPod, error) {
 	out := map[int]peerPod{}
 	for i := 0; i < pods; i++ {
 		if i == cfg.Ordinal() {

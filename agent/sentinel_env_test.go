@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
@@ -209,7 +210,7 @@ func (e *sentinelEnv) startAgent(i int) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
-	rec, stopEvents := newRecorder(ctx, e.kube)
+	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
 	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")

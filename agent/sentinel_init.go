@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -43,7 +44,7 @@ func (p sentinelPeers) ordinalOf(host string) int {
 	return -1
 }
 
-func defaultPeers(cfg Config, pods int, password func() string, kube Kube, log zerolog.Logger) sentinelPeers {
+func defaultPeers(cfg Config, pods int, password func() string, kube kubeapi.Clients, log zerolog.Logger) sentinelPeers {
 	timeout := time.Second
 	fallback := apiPodIP(cfg, kube, log)
 	return sentinelPeers{
@@ -64,7 +65,7 @@ func defaultPeers(cfg Config, pods int, password func() string, kube Kube, log z
 
 // apiPodIP maps a peer's DNS name back to its pod and reads the pod's IP
 // from the API server.
-func apiPodIP(cfg Config, kube Kube, log zerolog.Logger) podIPLookup {
+func apiPodIP(cfg Config, kube kubeapi.Clients, log zerolog.Logger) podIPLookup {
 	if kube == nil {
 		return nil
 	}
@@ -113,7 +114,7 @@ func initSentinel(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	kube, election, err := newClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version+"/init")
+	kube, election, err := kubeapi.NewClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version+"/init")
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
 // minPassInterval coalesces bursts of events (several Sentinels announcing
@@ -402,7 +404,7 @@ func httpPeerStatus(peers sentinelPeers, port string) func(ctx context.Context, 
 }
 
 // podsLabelledMaster lists this StatefulSet's pods carrying the master label.
-func podsLabelledMaster(ctx context.Context, kube Kube, cfg Config) ([]string, error) {
+func podsLabelledMaster(ctx context.Context, kube kubeapi.Clients, cfg Config) ([]string, error) {
 	list, err := kube.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: cfg.RoleLabel + "=" + roleMaster})
 	if err != nil {
 		return nil, fmt.Errorf("list pods labelled %s=%s (needs RBAC list on pods): %w", cfg.RoleLabel, roleMaster, err)

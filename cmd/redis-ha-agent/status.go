@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/redis-ha-agent/redis-ha-agent/agent"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
 // StatusCmd prints the StatefulSet's pods like `patronictl list`: what
@@ -63,11 +63,11 @@ type LeaseInfo struct {
 }
 
 func (c *StatusCmd) Run(g *Globals) error {
-	rc, err := agent.RESTConfig(c.Kubeconfig)
+	rc, err := kubeapi.RESTConfig(c.Kubeconfig)
 	if err != nil {
 		return err
 	}
-	client, err := agent.NewKube(rc)
+	client, err := kubeapi.New(rc)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	return writeTable(g.Stdout, rep)
 }
 
-func (c *StatusCmd) collect(ctx context.Context, client agent.Kube) (*Report, error) {
+func (c *StatusCmd) collect(ctx context.Context, client kubeapi.Clients) (*Report, error) {
 	sts, err := client.AppsV1().StatefulSets(c.Namespace).Get(ctx, c.StatefulSet, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get StatefulSet %s/%s: %w", c.Namespace, c.StatefulSet, err)
@@ -133,7 +133,7 @@ func (c *StatusCmd) collect(ctx context.Context, client agent.Kube) (*Report, er
 	return rep, nil
 }
 
-func (c *StatusCmd) agentStatus(ctx context.Context, client agent.Kube, p *corev1.Pod, direct bool) (map[string]any, error) {
+func (c *StatusCmd) agentStatus(ctx context.Context, client kubeapi.Clients, p *corev1.Pod, direct bool) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	var body []byte
