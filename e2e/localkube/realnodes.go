@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,9 +55,6 @@ func (n *realNode) endpoint() string { return "unix://" + n.sock() }
 func (n *realNode) kubeletPort() int { return kubeletPortBase + n.index }
 func (n *realNode) healthzPort() int { return kubeletHealthzPortBase + n.index }
 func (n *realNode) runcRoot() string { return filepath.Join(n.dir, "runc") }
-func (n *realNode) logPath(c string) string {
-	return filepath.Join(n.dir, "..", "..", "logs", n.name+"-"+c+".log")
-}
 
 // cgroupRoot is the node's own subtree in every cgroup hierarchy (the
 // kubelet's cgroupRoot): kubepods and each pod's cgroups live below it, so
@@ -299,8 +295,6 @@ func nodeLabelsFlag(labels map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // writeFiles writes the node's configuration files.
 func (n *realNode) writeFiles(cniBin, caFile string) error {
