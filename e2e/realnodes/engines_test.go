@@ -1,6 +1,7 @@
 package realnodes
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -16,10 +17,12 @@ import (
 // TestValkeySentinel applies manifests/overlays/sentinel-3-valkey (the
 // sentinel-3 overlay with components/valkey) on the real nodes, checks that
 // every server and Sentinel really is Valkey 8.1.1, writes keys to the
-// master, deletes the master pod, and checks with reads from the servers
-// themselves (not the agent) that the new master has every acknowledged
-// key, that every Sentinel names it, and that the replaced pod came back
-// as its replica with the keys.
+// master, has every Sentinel write a Valkey-only directive into its
+// sentinel.conf (SENTINEL SET primary-reboot-down-after-period), deletes
+// the master pod, and checks with reads from the servers themselves (not
+// the agent) that the new master has every acknowledged key, that every
+// Sentinel names it, and that the replaced pod came back as its replica
+// with the keys, its agent-init having merged the file Valkey wrote.
 func TestValkeySentinel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -57,6 +60,14 @@ func TestValkeySentinel(t *testing.T) {
 	if n, err := mc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || n < 1 {
 		t.Fatalf("WAIT 2 5000 on %s: %d replicas, %v", master, n, err)
 	}
+	for _, p := range pods {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelFQDN(p, ns), Dialer: cluster.DialContext, Protocol: 2, DisableIdentity: true, DialTimeout: 2 * time.Second})
+		err := sc.Set(ctx, "mymaster", "primary-reboot-down-after-period", "60000").Err()
+		sc.Close()
+		if err != nil {
+			t.Fatalf("SENTINEL SET on %s: %v", p, err)
+		}
+	}
 	deleted := time.Now()
 	if err := cluster.DeletePod(ctx, ns, master); err != nil {
 		t.Fatal(err)
@@ -77,6 +88,17 @@ func TestValkeySentinel(t *testing.T) {
 		c.Close()
 		if missing > 0 {
 			t.Errorf("%s: %d of %d acknowledged keys missing", p, missing, len(acked))
+		}
+	}
+	// The replaced pod's agent-init merged the sentinel.conf Valkey had
+	// rewritten (with its primary- directive) and its Sentinel loaded it.
+	var conf, errb bytes.Buffer
+	if err := cluster.Exec(ctx, ns, master, "sentinel", []string{"cat", "/data/conf/sentinel.conf"}, &conf, &errb); err != nil {
+		t.Fatalf("read %s's sentinel.conf: %v (%s)", master, err, errb.String())
+	}
+	for _, want := range []string{"# Written by redis-ha-agent", "\nsentinel primary-reboot-down-after-period mymaster 60000\n"} {
+		if !strings.Contains(conf.String(), want) {
+			t.Errorf("%s's sentinel.conf has no %q:\n%s", master, want, conf.String())
 		}
 	}
 	nc := redisClient(podFQDN(newMaster, ns), "")
