@@ -22,8 +22,22 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Valkey 8.0 (the sentinelconf and nodesconf tests run its servers) comes
+# from bookworm-backports, installable beside Redis 7.0.
+if ! command -v valkey-sentinel >/dev/null || ! command -v valkey-server >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing valkey-server/valkey-sentinel; run as root or: sudo apt-get install -t bookworm-backports valkey-server valkey-sentinel valkey-tools" >&2
+    exit 1
+  fi
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  echo "installing valkey-server valkey-sentinel valkey-tools (bookworm-backports)" >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends -t bookworm-backports valkey-server valkey-sentinel valkey-tools >/dev/null
+fi
 # Debian starts the packaged services; the tests run their own instances.
-for s in redis-server redis-sentinel etcd containerd; do
+for s in redis-server redis-sentinel valkey-server valkey-sentinel etcd containerd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$s" 2>/dev/null; then
     systemctl stop "$s" || true
   fi
