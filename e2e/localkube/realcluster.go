@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -127,22 +126,12 @@ func (c *Cluster) loadImages(ctx context.Context, n *realNode) error {
 
 // ctr runs containerd's own client against a node's containerd.
 func (c *Cluster) ctr(ctx context.Context, n *realNode, args ...string) (string, error) {
-	return runOut(ctx, "ctr", append([]string{"--address", n.sock()}, args...)...)
+	return output(ctx, "ctr", append([]string{"--address", n.sock()}, args...)...)
 }
 
 // crictl runs the CRI client (the tool node operators use) against a node.
 func (c *Cluster) crictl(ctx context.Context, n *realNode, args ...string) (string, error) {
-	return runOut(ctx, filepath.Join(c.binDir, "crictl"), append([]string{"--runtime-endpoint", n.endpoint(), "--timeout", "20s"}, args...)...)
-}
-
-func runOut(ctx context.Context, name string, args ...string) (string, error) {
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	return output(ctx, filepath.Join(c.binDir, "crictl"), append([]string{"--runtime-endpoint", n.endpoint(), "--timeout", "20s"}, args...)...)
 }
 
 // stopRealNodes stops every kubelet, removes every pod sandbox through the
@@ -220,7 +209,7 @@ func killRuncContainers(ctx context.Context, root string) error {
 	var errs []error
 	for _, d := range dirs {
 		r := filepath.Join(root, d.Name())
-		out, err := runOut(ctx, "runc", "--root", r, "list", "--format", "json")
+		out, err := output(ctx, "runc", "--root", r, "list", "--format", "json")
 		if err != nil {
 			continue
 		}
@@ -231,8 +220,8 @@ func killRuncContainers(ctx context.Context, root string) error {
 			continue
 		}
 		for _, ct := range list {
-			_, _ = runOut(ctx, "runc", "--root", r, "kill", ct.ID, "KILL")
-			if _, err := runOut(ctx, "runc", "--root", r, "delete", "--force", ct.ID); err != nil {
+			_, _ = output(ctx, "runc", "--root", r, "kill", ct.ID, "KILL")
+			if _, err := output(ctx, "runc", "--root", r, "delete", "--force", ct.ID); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,7 +123,7 @@ func (c *Cluster) realKillContainer(ctx context.Context, ns, pod, container stri
 	}
 	id, ok := ids[container]
 	if !ok {
-		return fmt.Errorf("pod %s/%s has no running container %q (running: %v)", ns, pod, container, keys(ids))
+		return fmt.Errorf("pod %s/%s has no running container %q (running: %v)", ns, pod, container, slices.Sorted(maps.Keys(ids)))
 	}
 	if _, err := c.ctr(ctx, r.node, "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id); err != nil {
 		return fmt.Errorf("kill container %s of %s/%s: %w", container, ns, pod, err)
@@ -188,7 +190,7 @@ func (c *Cluster) realNetFault(ctx context.Context, ns, pod string, rules [][]st
 	}
 	netns := "--net=/proc/" + strconv.Itoa(r.pid) + "/ns/net"
 	for _, rule := range rules {
-		_, checkErr := runOut(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", "-C"}, rule...)...)
+		_, checkErr := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", "-C"}, rule...)...)
 		present := checkErr == nil
 		if present == on {
 			continue
@@ -197,7 +199,7 @@ func (c *Cluster) realNetFault(ctx context.Context, ns, pod string, rules [][]st
 		if !on {
 			op = "-D"
 		}
-		if _, err := runOut(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
+		if _, err := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
 			return fmt.Errorf("pod %s/%s: %w", ns, pod, err)
 		}
 	}
@@ -225,14 +227,6 @@ func (c *Cluster) realExec(ctx context.Context, ns, pod, container string, cmd [
 		return fmt.Errorf("exec %v in %s/%s (%s): %w", cmd, ns, pod, container, err)
 	}
 	return nil
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // ContainerPID returns the host PID of a running container's main process

@@ -205,10 +205,8 @@ func cgroupHierarchies() []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() || e.Type()&os.ModeSymlink == 0 {
-			if e.IsDir() {
-				out = append(out, filepath.Join("/sys/fs/cgroup", e.Name()))
-			}
+		if e.IsDir() {
+			out = append(out, filepath.Join("/sys/fs/cgroup", e.Name()))
 		}
 	}
 	return out
