@@ -49,17 +49,7 @@ func TestValkeySentinel(t *testing.T) {
 
 	mc := redisClient(podFQDN(master, ns), "")
 	defer mc.Close()
-	var acked []string
-	for i := 0; i < 200; i++ {
-		k := fmt.Sprintf("k%d", i)
-		if err := mc.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatalf("write %s to master %s: %v", k, master, err)
-		}
-		acked = append(acked, k)
-	}
-	if n, err := mc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || n < 1 {
-		t.Fatalf("WAIT 2 5000 on %s: %d replicas, %v", master, n, err)
-	}
+	acked := writeAcked(t, ctx, mc, master, 200)
 	for _, p := range pods {
 		sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelFQDN(p, ns), Dialer: cluster.DialContext, Protocol: 2, DisableIdentity: true, DialTimeout: 2 * time.Second})
 		err := sc.Set(ctx, "mymaster", "primary-reboot-down-after-period", "60000").Err()

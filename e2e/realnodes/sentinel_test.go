@@ -87,17 +87,7 @@ func TestProductionOverlay(t *testing.T) {
 	t.Run("delete master", func(t *testing.T) {
 		mc := redisClient(podFQDN(master, ns), password)
 		defer mc.Close()
-		var acked []string
-		for i := 0; i < 200; i++ {
-			k := fmt.Sprintf("k%d", i)
-			if err := mc.Set(ctx, k, i, 0).Err(); err != nil {
-				t.Fatalf("write %s to master %s: %v", k, master, err)
-			}
-			acked = append(acked, k)
-		}
-		if n, err := mc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || n < 1 {
-			t.Fatalf("WAIT 2 5000 on %s: %d replicas, %v", master, n, err)
-		}
+		acked := writeAcked(t, ctx, mc, master, 200)
 		old, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -241,3 +231,21 @@ func watchTerminatingEndpoint(ctx context.Context, ns, uid string) func() endpoi
 }
 
 func deref(b *bool) bool { return b != nil && *b }
+
+// writeAcked writes n keys to the master and waits until at least one
+// replica acknowledged them (WAIT), returning the keys.
+func writeAcked(t *testing.T, ctx context.Context, mc *redis.Client, master string, n int) []string {
+	t.Helper()
+	var acked []string
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if err := mc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("write %s to master %s: %v", k, master, err)
+		}
+		acked = append(acked, k)
+	}
+	if got, err := mc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || got < 1 {
+		t.Fatalf("WAIT 2 5000 on %s: %d replicas, %v", master, got, err)
+	}
+	return acked
+}
