@@ -56,6 +56,7 @@ type sentinelMode struct {
 	stateMu         sync.Mutex
 	saved           replState
 	masterSince     time.Time // local clock when redis-server became master
+	electionSince   time.Time // local clock since the election condition holds
 	lastFailoverAsk time.Time
 	// sentinelStaleSince: local clock since the local Sentinel names
 	// another pod than the Sentinel majority; zero while it agrees.

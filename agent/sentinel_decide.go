@@ -84,6 +84,9 @@ type sentinelObservation struct {
 	Now                 time.Time
 	LastRenew           time.Time // local clock of this pod's last successful Lease write as holder
 	RenewDeadline       time.Duration
+	// ElectionFor is how long this agent has seen the election condition
+	// (no Sentinel majority, no live Lease holder that is master).
+	ElectionFor time.Duration
 }
 
 // sentinelPlan is what the pass should do. The executor runs the Lease write
@@ -312,18 +315,31 @@ func replicasAttached(o sentinelObservation) bool {
 	return o.LocalReplicasOnline > 0 || o.Pods == 1 || o.LocalMasterFor >= 10*time.Second
 }
 
+// electionWaitAll is how long an election waits for every pod to report
+// before it settles for a majority. In a full restart the pods come back
+// one by one, and the pod with the newest data (the last master, perhaps
+// the only one that took writes while the others were unreachable) may be
+// the slowest: a majority election without it would drop those writes. A
+// pod that is gone for good delays the election by this much.
+const electionWaitAll = 30 * time.Second
+
 // elect runs the cold-start election: the Lease is free, expired, or held by
 // this pod although its redis-server is not a master (a restart).
 func elect(o sentinelObservation, p *sentinelPlan) {
 	p.Authority = authorityElection
-	reported := 0
-	for _, s := range o.Peers {
-		if s.Reported {
-			reported++
+	var missing []string
+	for i, s := range o.Peers {
+		if !s.Reported {
+			missing = append(missing, fmt.Sprint(i))
 		}
 	}
+	reported := len(o.Peers) - len(missing)
 	if reported <= o.Pods/2 {
 		p.Reason = fmt.Sprintf("election waits: %d of %d pods reported their state, need more than %d", reported, o.Pods, o.Pods/2)
+		return
+	}
+	if len(missing) > 0 && o.ElectionFor < electionWaitAll {
+		p.Reason = fmt.Sprintf("election waits up to %s for every pod: pod %s has not reported its state (it may hold the newest data)", electionWaitAll-o.ElectionFor.Truncate(time.Second), strings.Join(missing, ", "))
 		return
 	}
 	w, why := freshest(o.Peers)

@@ -321,7 +321,22 @@ func TestDecideSentinelElection(t *testing.T) {
 		holder int
 		want   sentinelPlan
 		why    string // substring of Reason
+		// early: the election started less than electionWaitAll ago
+		// (the other cases are past it).
+		early bool
 	}{
+		"SlowPodAwaited": {
+			reason: "a full restart where the pod with the newest data starts last (CI run of TestDeleteAllPods: pods 0 and 1 elected pod 0 before pod 2, the only one that took the last writes, reported): the election waits for it",
+			self:   0, peers: []nodeState{st("a", 10), st("a", 10), {}}, holder: -1, early: true,
+			want: plan(-1, authorityElection, nil), why: "pod 2 has not reported",
+		},
+		"AllReportedEarly": {
+			reason: "every pod reported: no wait",
+			self:   2, peers: []nodeState{st("a", 10), st("a", 30), st("a", 50)}, holder: -1, early: true,
+			want: plan(2, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
 		"FreshestWins": {
 			reason: "the highest offset of one history takes the Lease, promotes and points the Sentinels",
 			self:   2, peers: []nodeState{st("a", 10), st("a", 30), st("a", 50)}, holder: -1,
@@ -457,6 +472,9 @@ func TestDecideSentinelElection(t *testing.T) {
 			o.Local = tc.peers[tc.self]
 			o.LocalMaster = tc.self // fenced boot
 			o.Lease = leaseView{Known: true, Holder: tc.holder, Live: tc.holder >= 0}
+			if !tc.early {
+				o.ElectionFor = electionWaitAll
+			}
 			got := decideSentinel(o)
 			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {
 				t.Errorf("%s\ndecideSentinel(...): -want, +got:\n%s\nreason: %s", tc.reason, diff, got.Reason)
@@ -473,12 +491,13 @@ func TestDecideSentinelElection(t *testing.T) {
 // exactly RenewDeadline, and stays fenced until it is master of record again.
 func TestDecideSentinelFence(t *testing.T) {
 	cases := map[string]struct {
-		reason  string
-		elapsed time.Duration
-		lease   leaseView
-		fenced  bool
-		views   []int
-		want    func(*sentinelPlan)
+		reason      string
+		elapsed     time.Duration
+		electionFor time.Duration // 0: past electionWaitAll
+		lease       leaseView
+		fenced      bool
+		views       []int
+		want        func(*sentinelPlan)
 	}{
 		"BeforeDeadline": {
 			reason:  "API down, no majority, 9.999s since the last renewal: keep serving",
@@ -516,6 +535,12 @@ func TestDecideSentinelFence(t *testing.T) {
 			lease: leaseView{Known: true, Holder: -1},
 			want:  func(p *sentinelPlan) { p.Master, p.Authority, p.Fence = 1, authorityElection, true },
 		},
+		"WaitingElectionFences": {
+			reason:  "the election still waits for pod 2 to report: no winner yet, and the master fences after the deadline all the same",
+			elapsed: 11 * time.Second, views: []int{-2, -2, -2}, electionFor: time.Second,
+			lease: leaseView{Known: true, Holder: -1},
+			want:  func(p *sentinelPlan) { p.Authority, p.Fence = authorityElection, true },
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -529,6 +554,10 @@ func TestDecideSentinelFence(t *testing.T) {
 			o.Peers = []nodeState{o.Local, {Reported: true, Role: roleReplica, ReplID: "r2", ReplID2: "r1", SecondOffset: 101, Offset: 200}, {}}
 			o.LastRenew = t0
 			o.Now = t0.Add(tc.elapsed)
+			o.ElectionFor = electionWaitAll
+			if tc.electionFor > 0 {
+				o.ElectionFor = tc.electionFor
+			}
 			got := decideSentinel(o)
 			want := plan(-1, "", tc.want)
 			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {

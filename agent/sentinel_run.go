@@ -289,6 +289,16 @@ func (m *sentinelMode) observeRoles(ctx context.Context, o *sentinelObservation)
 	// Sentinels still name this pod after its redis-server restarted.
 	election := !hasMaj && o.Lease.Known && (!o.Lease.Live || (o.Lease.Holder == o.Self && o.Local.Role != roleMaster))
 	restarted := hasMaj && maj == o.Self && o.Local.Reported && o.Local.Role != roleMaster
+	m.mu.Lock()
+	if !election {
+		m.electionSince = time.Time{}
+	} else if m.electionSince.IsZero() {
+		m.electionSince = o.Now
+	}
+	if election {
+		o.ElectionFor = o.Now.Sub(m.electionSince)
+	}
+	m.mu.Unlock()
 	if election || restarted {
 		o.Peers = m.peerStates(ctx, o.Local)
 	}
