@@ -8,7 +8,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # "context deadline exceeded" at its end (golang/go#75804, fixed in Go 1.27).
 FUZZTIME      ?= 300000x
 
-.PHONY: all build deps k8s vet lint unit fuzz e2e e2e-real bench faults test demo image clean
+.PHONY: all build deps k8s images vet lint unit fuzz e2e e2e-real bench faults test demo image clean
 
 all: build
 
@@ -23,6 +23,12 @@ deps:
 # (~/.cache/redis-ha-agent-e2e); integration tests use its kube-apiserver.
 k8s:
 	bash e2e/hack/build-k8s.sh >/dev/null
+
+# The container images real nodes run (agent, pause, Redis and Valkey from
+# Debian root filesystems), built without a registry and cached by content;
+# progress on stderr.
+images: deps build
+	cd e2e && $(GO) run ./cmd/images build >/dev/null
 
 vet:
 	$(GO) vet ./...
@@ -45,10 +51,10 @@ fuzz:
 # e2e/realnodes always runs on real nodes (the upstream kubelet on
 # containerd, running the images e2e/images builds); `make e2e-real` runs
 # only it.
-e2e: deps k8s build
+e2e: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m ./...
 
-e2e-real: deps k8s build
+e2e-real: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
 
 # Minute-long scenarios (switchover/failover gaps, full-restart recovery,
@@ -64,7 +70,7 @@ faults: deps build
 
 test: deps lint unit fuzz e2e
 
-demo: deps build
+demo: deps k8s images build
 	cd e2e && $(GO) run ./cmd/demo $(if $(KEEP),--keep)
 
 image:
