@@ -262,6 +262,7 @@ func TestClusterRolloutRestart(t *testing.T) {
 // then thaws it: the new coordinator must finish the creation from what it
 // observes, without a second creation.
 func TestClusterCoordinatorLostDuringCreation(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "freeze")
 	ctx := context.Background()
 	e := newEnv(t, ctx)
 	start := time.Now()
@@ -308,6 +309,7 @@ func TestClusterCoordinatorLostDuringCreation(t *testing.T) {
 // TestClusterCorruptNodesConf truncates nodes.conf on one replica's volume:
 // that pod stops in init with an error naming the file, the rest serves.
 func TestClusterCorruptNodesConf(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "kill-pod, and files on the volume")
 	ctx := context.Background()
 	e, _ := deploy(t, ctx)
 	_, replicas := shape(e.views(ctx))

@@ -88,6 +88,7 @@ func deleteAll(ctx context.Context, tg target) error {
 type benchFigures map[string]string
 
 func TestBenchSentinel(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "SIGKILL and the footprint read from /proc")
 	benchGate(t)
 	ours, base := sentinelMode(), baselineSentinel()
 	figs := map[string]benchFigures{}
@@ -106,6 +107,7 @@ func TestBenchSentinel(t *testing.T) {
 }
 
 func TestBenchCluster(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "SIGKILL and the footprint read from /proc")
 	benchGate(t)
 	ours, base := clusterMode(), baselineCluster()
 	figs := map[string]benchFigures{}

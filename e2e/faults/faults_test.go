@@ -34,7 +34,10 @@ type fault struct {
 	// lost then, WAIT 1 or not: the switchover waits for the replicas,
 	// and a full restart elects the master's final position.
 	gracefulSentinel bool
-	inject           func(ctx context.Context, tg target) error
+	// local: only the local nodes can cause it (signals, freezer,
+	// iptables, the API server process); not run on E2E_KUBECONFIG.
+	local  bool
+	inject func(ctx context.Context, tg target) error
 }
 
 // hold keeps a fault in place for d; ctx ending early is an error so a
@@ -50,7 +53,7 @@ func hold(ctx context.Context, d time.Duration) error {
 
 func matrix() []fault {
 	return []fault{
-		{name: "sigkill-master", sentinel: true, cluster: true, quickSentinel: true, inject: func(ctx context.Context, tg target) error {
+		{name: "sigkill-master", local: true, sentinel: true, cluster: true, quickSentinel: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("SIGKILL "+tg.master, true)
 			return cluster.KillPod(tg.d.ns, tg.master)
 		}},
@@ -58,7 +61,7 @@ func matrix() []fault {
 			tg.mark("delete "+tg.master, true)
 			return cluster.DeletePod(ctx, tg.d.ns, tg.master)
 		}},
-		{name: "freeze-master-20s", sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "freeze-master-20s", local: true, sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("freeze "+tg.master, true)
 			if err := cluster.Freeze(tg.d.ns, tg.master); err != nil {
 				return err
@@ -70,13 +73,13 @@ func matrix() []fault {
 			}
 			return err
 		}},
-		{name: "partition-master-30s", sentinel: true, cluster: true, quickSentinel: true, inject: func(ctx context.Context, tg target) error {
+		{name: "partition-master-30s", local: true, sentinel: true, cluster: true, quickSentinel: true, inject: func(ctx context.Context, tg target) error {
 			return partition(ctx, tg, tg.master)
 		}},
-		{name: "partition-replica-30s", sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "partition-replica-30s", local: true, sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
 			return partition(ctx, tg, tg.replica)
 		}},
-		{name: "stop-2-of-3-sentinels-30s", sentinel: true, inject: func(ctx context.Context, tg target) error {
+		{name: "stop-2-of-3-sentinels-30s", local: true, sentinel: true, inject: func(ctx context.Context, tg target) error {
 			// SIGSTOP, not SIGKILL: a killed container restarts within a
 			// second, a stopped Sentinel stays silent like a hung one.
 			var pids []int
@@ -102,7 +105,7 @@ func matrix() []fault {
 			}
 			return err
 		}},
-		{name: "apiserver-down-60s", sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "apiserver-down-60s", local: true, sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("stop kube-apiserver", true)
 			if err := cluster.StopAPIServer(ctx); err != nil {
 				return err

@@ -40,6 +40,9 @@ func runMatrix(t *testing.T, d *deployment) {
 	var ran []string
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
+			if f.local {
+				cluster.NeedsLocalNodes(t, f.name)
+			}
 			o := runScenario(t, d, f, f.inject)
 			rows = append(rows, o.rows...)
 			ran = append(ran, f.name)

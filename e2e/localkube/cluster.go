@@ -44,6 +44,7 @@ type Cluster struct {
 	log      zerolog.Logger
 	spawn    *spawner
 	fwd      *forwarder
+	ext      *externalDialer // E2E_KUBECONFIG clusters only
 
 	mu    sync.Mutex
 	procs map[string]*process
@@ -307,6 +308,10 @@ func (c *Cluster) Down(ctx context.Context) error {
 }
 
 func (c *Cluster) down(ctx context.Context) error {
+	if c.External() {
+		c.ext.close() // the cluster itself is not ours to stop
+		return nil
+	}
 	start := time.Now()
 	var errs []error
 	if c.cancelAgent != nil {

@@ -11,8 +11,12 @@ import (
 // DialContext opens a connection from inside the cluster network, the way a
 // client pod would: pod IPs, ClusterIPs (through kube-proxy's OUTPUT rules in
 // the cluster netns) and cluster DNS names all work. Its signature fits
-// go-redis's Options.Dialer and http.Transport.DialContext.
+// go-redis's Options.Dialer and http.Transport.DialContext. On an
+// E2E_KUBECONFIG cluster it goes through a port-forward to the pod.
 func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.External() {
+		return c.ext.dial(ctx, addr)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %q in cluster network: %w", addr, err)

@@ -47,6 +47,9 @@ func (c *Cluster) netFault(ctx context.Context, ns, pod string, fn func(uid stri
 
 // Partition cuts the pod off from every other address (see Network.Partition).
 func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "Partition", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		return c.realNetFault(ctx, ns, pod, partitionRules(), true)
 	}
@@ -55,6 +58,9 @@ func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
 
 // Heal undoes Partition.
 func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "Heal", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		return c.realNetFault(ctx, ns, pod, partitionRules(), false)
 	}
@@ -63,6 +69,9 @@ func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
 
 // CutAPI drops the pod's traffic to the API server.
 func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "CutAPI", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		return c.realNetFault(ctx, ns, pod, cutAPIRules(), true)
 	}
@@ -71,6 +80,9 @@ func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
 
 // RestoreAPI undoes CutAPI.
 func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "RestoreAPI", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		return c.realNetFault(ctx, ns, pod, cutAPIRules(), false)
 	}
@@ -79,6 +91,9 @@ func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
 
 // KillContainer SIGKILLs one container; it restarts per restartPolicy.
 func (c *Cluster) KillContainer(ns, pod, container string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "KillContainer", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -89,6 +104,9 @@ func (c *Cluster) KillContainer(ns, pod, container string) error {
 
 // KillPod SIGKILLs every process of the pod, without preStop hooks.
 func (c *Cluster) KillPod(ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "KillPod", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -99,6 +117,9 @@ func (c *Cluster) KillPod(ns, pod string) error {
 
 // Freeze SIGSTOPs every process of the pod; Thaw resumes them.
 func (c *Cluster) Freeze(ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "Freeze", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -109,6 +130,9 @@ func (c *Cluster) Freeze(ns, pod string) error {
 
 // Thaw resumes a frozen pod.
 func (c *Cluster) Thaw(ns, pod string) error {
+	if c.External() {
+		return fmt.Errorf("%s %s/%s: %w", "Thaw", ns, pod, ErrNeedsLocalNodes)
+	}
 	if c.real() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -127,7 +151,7 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []str
 		}
 		container = p.Spec.Containers[0].Name
 	}
-	if c.real() {
+	if c.real() || c.External() {
 		return c.realExec(ctx, ns, pod, container, cmd, stdout, stderr)
 	}
 	return c.nodes.Exec(ctx, ns, pod, container, cmd, stdout, stderr)
@@ -204,7 +228,7 @@ func (c *Cluster) Kubectl(ctx context.Context, stdout, stderr io.Writer, args ..
 // ContainerLog returns what a container of the pod wrote, as `kubectl logs`
 // shows it (on the process-based node agent: its log file, every run).
 func (c *Cluster) ContainerLog(ctx context.Context, ns, pod, container string) (string, error) {
-	if !c.real() {
+	if !c.real() && !c.External() {
 		path, err := c.nodes.LogPath(ns, pod, container)
 		if err != nil {
 			return "", err

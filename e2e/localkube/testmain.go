@@ -17,6 +17,10 @@ import (
 // Options.StateDir a fresh temporary directory is used (so packages can run
 // in parallel) and removed after a passing run; after a failure, or with
 // LOCALKUBE_KEEP_LOGS=1 in the environment, it stays for its logs.
+//
+// With E2E_KUBECONFIG set, the tests run against that existing cluster
+// instead (see Attach); tests whose faults need the local nodes are
+// listed as NOT RUN at the end.
 func RunTests(m *testing.M, opts Options, use func(*Cluster)) int {
 	tmp := opts.StateDir == ""
 	if tmp {
@@ -42,7 +46,13 @@ func RunTests(m *testing.M, opts Options, use func(*Cluster)) int {
 		}
 	}()
 	start := time.Now()
-	c, err := Up(ctx, opts)
+	var c *Cluster
+	var err error
+	if kc := externalKubeconfig(); kc != "" {
+		c, err = Attach(ctx, kc, opts.Log)
+	} else {
+		c, err = Up(ctx, opts)
+	}
 	close(upDone)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "localkube: up failed after %s: %v\n(logs in %s/logs)\n", time.Since(start).Round(time.Millisecond), err, opts.StateDir)
@@ -60,6 +70,7 @@ func RunTests(m *testing.M, opts Options, use func(*Cluster)) int {
 	}()
 	use(c)
 	code := m.Run()
+	printNotRun(os.Stderr)
 	if err := c.Down(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "localkube: down:", err)
 		if code == 0 {

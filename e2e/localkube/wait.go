@@ -75,6 +75,9 @@ func (c *Cluster) waitEtcd(ctx context.Context) error {
 // StartAPIServer starts kube-apiserver (again, after StopAPIServer) with the
 // same certificates and etcd data and waits until /readyz passes.
 func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if c.External() {
+		return fmt.Errorf("start the API server: %w", ErrNeedsLocalNodes)
+	}
 	c.mu.Lock()
 	_, running := c.procs[compAPIServer]
 	c.mu.Unlock()
@@ -105,6 +108,9 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 // with watches open through the forwarder v1.34 lingers for half a minute
 // after it stopped listening); etcd and everything else keep running.
 func (c *Cluster) StopAPIServer(ctx context.Context) error {
+	if c.External() {
+		return fmt.Errorf("stop the API server: %w", ErrNeedsLocalNodes)
+	}
 	return c.stopComponent(compAPIServer, 5*time.Second)
 }
 

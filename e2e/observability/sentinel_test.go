@@ -17,6 +17,7 @@ import (
 // frozen past down-after, like a hung node), and checks what an operator
 // sees afterwards: the new master's /metrics, the Events, and status again.
 func TestSentinel(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "freeze")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	const ns, sts = "obs-sentinel", "redis"

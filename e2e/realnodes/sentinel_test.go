@@ -31,6 +31,7 @@ const (
 // is lost, and that the EndpointSlice reported the terminating master as a
 // real kubelet does (terminating, readiness still probed).
 func TestProductionOverlay(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "the container process on the host")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	ns := newNamespace(t, ctx, "prod")

@@ -32,6 +32,7 @@ import (
 // fix, and the roles stay. Each mistake is then undone and all three pods
 // must come back.
 func TestBadInputs(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "freeze, and files on the volume")
 	ctx := context.Background()
 	// The production overlay: password from the Secret redis-auth.
 	e, _ := deployOverlay(t, ctx, "production", "bad-inputs-"+strings.Repeat("p", 8))

@@ -53,6 +53,7 @@ func TestGracefulDeleteMasterUnderWriter(t *testing.T) {
 // TestSIGKILLMaster: Sentinel fails over; the new master's agent takes the
 // Lease and the label; nothing acknowledged is lost.
 func TestSIGKILLMaster(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "kill-container")
 	ctx := context.Background()
 	e, _ := deploy(t, ctx)
 	old, _ := e.agreed(ctx)
@@ -77,6 +78,7 @@ func TestSIGKILLMaster(t *testing.T) {
 // it fences before its Lease could pass, Sentinel fails over on the other
 // side, and after the heal the old master rejoins as a replica.
 func TestPartitionMaster30s(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "partition")
 	ctx := context.Background()
 	e, _ := deploy(t, ctx)
 	old, _ := e.agreed(ctx)
@@ -137,6 +139,7 @@ func TestFiveRestartsOfTheMaster(t *testing.T) {
 // cold-start election must pick pod 2 — pod 0 has no special right — and
 // no write acknowledged before the restart may be lost.
 func TestDeleteAllPods(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "freeze")
 	ctx := context.Background()
 	e, _ := deploy(t, ctx)
 	c := e.masterService()
@@ -306,6 +309,7 @@ func (e *env) podIP(ctx context.Context, pod string) string {
 // disturb the others: in one CI run a later test saw no pods of its
 // StatefulSet for 4 minutes (cause not found; waitReady now says more).
 func TestAPIServerStopped60s(t *testing.T) {
+	cluster.NeedsLocalNodes(t, "stop-apiserver")
 	ctx := context.Background()
 	e, _ := deploy(t, ctx)
 	old, _ := e.agreed(ctx)
