@@ -9,11 +9,12 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
-// cluster is the local cluster every test of the package shares; TestMain
-// owns it. Tests isolate themselves by namespace.
+// cluster is the local cluster every test of the package shares, on real
+// nodes (the upstream kubelet running the images the manifests name);
+// TestMain owns it. Tests isolate themselves by namespace.
 var cluster *localkube.Cluster
 
 func TestMain(m *testing.M) {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), Log: log}, func(c *localkube.Cluster) { cluster = c }))
+	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), NodeRuntime: localkube.RuntimeKubelet, Log: log}, func(c *localkube.Cluster) { cluster = c }))
 }
