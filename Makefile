@@ -8,7 +8,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # "context deadline exceeded" at its end (golang/go#75804, fixed in Go 1.27).
 FUZZTIME      ?= 300000x
 
-.PHONY: all build deps k8s images vet lint unit fuzz e2e e2e-real bench faults test demo image clean
+.PHONY: all build deps k8s images engine-roots vet lint unit fuzz e2e e2e-real bench faults test demo image clean
 
 all: build
 
@@ -30,6 +30,12 @@ k8s:
 images: deps build
 	cd e2e && $(GO) run ./cmd/images build >/dev/null
 
+# The Redis and Valkey images' root filesystems, unpacked for the unit tests
+# that run an engine the host lacks (Redis 8.0, Valkey 8.1) through chroot.
+ENGINE_ROOTS  ?= $(or $(REDIS_HA_E2E_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-ha-agent-e2e)/engine-roots
+engine-roots: images
+	cd e2e && $(GO) run ./cmd/images rootfs $(ENGINE_ROOTS) >/dev/null
+
 vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
@@ -40,8 +46,8 @@ lint: vet
 
 # Unit and integration tests (integration tests start real redis-server and
 # redis-sentinel processes on loopback).
-unit: deps k8s
-	$(GO) test -count=1 ./...
+unit: deps k8s engine-roots
+	REDIS_HA_ENGINE_ROOTS=$(ENGINE_ROOTS) $(GO) test -count=1 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./nodesconf

@@ -134,8 +134,8 @@ func TestGoldenLoadsInSentinel(t *testing.T) {
 // engineSentinel is how to run the Sentinel of engine ("valkey-8.0.1"): a
 // root filesystem to chroot into ("" for the host) and the program. It
 // fails the test when the host's program is missing or another version,
-// and skips the engines that only run from a root filesystem when
-// REDIS_HA_ENGINE_ROOTS does not have them.
+// or when an engine that only runs from a root filesystem is not in
+// REDIS_HA_ENGINE_ROOTS (make engine-roots unpacks them).
 func engineSentinel(t *testing.T, engine string) (root, bin string) {
 	t.Helper()
 	name, version, _ := strings.Cut(engine, "-")
@@ -154,7 +154,7 @@ func engineSentinel(t *testing.T, engine string) (root, bin string) {
 		proctest.NeedPrograms(t, bin) // valkey-sentinel: apt-get install -t bookworm-backports valkey-sentinel
 		out, err = exec.Command(bin, "--version").CombinedOutput()
 	default:
-		t.Skipf("%s runs from its image's root filesystem: set REDIS_HA_ENGINE_ROOTS to a directory with %s/ extracted from the e2e image tarball", engine, engine)
+		t.Fatalf("%s runs from its image's root filesystem, and REDIS_HA_ENGINE_ROOTS (%q) has no %s/usr/bin/%s: run `make engine-roots` (make unit sets it), or `cd e2e && go run ./cmd/images rootfs DIR` and set REDIS_HA_ENGINE_ROOTS=DIR", engine, os.Getenv("REDIS_HA_ENGINE_ROOTS"), engine, bin)
 	}
 	if err != nil || !strings.Contains(string(out), " v="+version+" ") {
 		t.Fatalf("%s --version (root %q) = %q, %v: want v=%s, the engine whose files these are", bin, root, out, err, version)

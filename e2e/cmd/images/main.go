@@ -26,7 +26,32 @@ import (
 const rootModule = "github.com/redis-ha-agent/redis-ha-agent"
 
 type cli struct {
-	Build buildCmd `cmd:"" help:"Build the images (or find them cached) and print REF TARPATH for each."`
+	Build  buildCmd  `cmd:"" help:"Build the images (or find them cached) and print REF TARPATH for each."`
+	Rootfs rootfsCmd `cmd:"" help:"Unpack the Redis and Valkey images' root filesystems into DIR/<engine>-<version>/ (for the unit tests that run an engine the host lacks through chroot: REDIS_HA_ENGINE_ROOTS=DIR) and print DIR."`
+}
+
+type rootfsCmd struct {
+	buildCmd
+	Dir string `arg:"" help:"Directory to unpack into (one subdirectory per engine)."`
+}
+
+func (r *rootfsCmd) Run(ctx context.Context, s *streams) error {
+	if len(r.Only) == 0 {
+		r.Only = []string{"redis-7.0", "valkey-8.0", "redis-8.0", "valkey-8.1"}
+	}
+	imgs, err := r.build(ctx, s.stderr)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		dir := filepath.Join(r.Dir, images.EngineName(img.Ref))
+		if err := images.Extract(img, dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.stderr, "unpacked %s into %s\n", img.Ref, dir)
+	}
+	fmt.Fprintln(s.stdout, r.Dir)
+	return nil
 }
 
 type buildCmd struct {
@@ -42,19 +67,7 @@ type streams struct{ stdout, stderr io.Writer }
 
 func (b *buildCmd) Run(ctx context.Context, s *streams) error {
 	stdout, stderr := s.stdout, s.stderr
-	root := b.RepoRoot
-	if root == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		if root, err = findRepoRoot(wd); err != nil {
-			return err
-		}
-	}
-	imgs, err := images.Build(ctx, images.Options{
-		CacheDir: b.Cache, RepoRoot: root, AgentTag: b.AgentTag, Only: b.Only, Log: stderr,
-	})
+	imgs, err := b.build(ctx, stderr)
 	for _, img := range imgs {
 		fmt.Fprintf(stdout, "%s %s\n", img.Ref, img.Tar)
 	}
@@ -72,6 +85,23 @@ func (b *buildCmd) Run(ctx context.Context, s *streams) error {
 		fmt.Fprintf(stderr, "  %s -> %s\n", a, aliases[a])
 	}
 	return nil
+}
+
+// build builds (or finds cached) the selected images.
+func (b *buildCmd) build(ctx context.Context, log io.Writer) ([]images.Image, error) {
+	root := b.RepoRoot
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		if root, err = findRepoRoot(wd); err != nil {
+			return nil, err
+		}
+	}
+	return images.Build(ctx, images.Options{
+		CacheDir: b.Cache, RepoRoot: root, AgentTag: b.AgentTag, Only: b.Only, Log: log,
+	})
 }
 
 // findRepoRoot walks up from dir to the directory whose go.mod is the
