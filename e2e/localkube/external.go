@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,9 +124,9 @@ func (d *externalDialer) dial(ctx context.Context, addr string) (net.Conn, error
 	}
 	ip := host
 	if _, err := netip.ParseAddr(host); err != nil {
-		ips, err := d.c.Resolver.LookupHost(ctx, host)
+		ips, err := d.lookup(ctx, host)
 		if err != nil || len(ips) == 0 {
-			return nil, fmt.Errorf("resolve %q with the cluster's DNS: %w", host, err)
+			return nil, fmt.Errorf("resolve %q in the cluster: %w", host, err)
 		}
 		ip = ips[0]
 	}
@@ -141,6 +142,47 @@ func (d *externalDialer) dial(ctx context.Context, addr string) (net.Conn, error
 	return nd.DialContext(ctx, "tcp", local)
 }
 
+// lookup resolves a cluster DNS name the way CoreDNS' kubernetes plugin
+// answers it, from the API: <svc>.<ns>.svc.<domain> is the Service's
+// ClusterIP (a headless Service's ready endpoints), and
+// <hostname>.<svc>.<ns>.svc.<domain> the endpoint (pod) of that hostname.
+// Other names go to the cluster's DNS.
+func (d *externalDialer) lookup(ctx context.Context, host string) ([]string, error) {
+	name, _, ok := strings.Cut(strings.TrimSuffix(host, "."), ".svc")
+	labels := strings.Split(name, ".")
+	if !ok || len(labels) < 2 || len(labels) > 3 {
+		return d.c.Resolver.LookupHost(ctx, host)
+	}
+	ns, svcName := labels[len(labels)-1], labels[len(labels)-2]
+	svc, err := d.c.Clientset.CoreV1().Services(ns).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if len(labels) == 2 && svc.Spec.ClusterIP != corev1.ClusterIPNone && svc.Spec.ClusterIP != "" {
+		return []string{svc.Spec.ClusterIP}, nil
+	}
+	slices, err := d.c.Clientset.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svcName})
+	if err != nil {
+		return nil, err
+	}
+	var ips []string
+	for _, sl := range slices.Items {
+		for _, ep := range sl.Endpoints {
+			match := len(labels) == 2 || ep.Hostname != nil && *ep.Hostname == labels[0]
+			// A headless Service publishes not-ready pods too when it
+			// says so (publishNotReadyAddresses), as CoreDNS would.
+			ready := svc.Spec.PublishNotReadyAddresses || ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			if match && ready {
+				ips = append(ips, ep.Addresses...)
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("no endpoint of Service %s/%s answers to %s", ns, svcName, host)
+	}
+	return ips, nil
+}
+
 // target maps an IP and port to a running pod and its port: a pod IP
 // directly, a ClusterIP through its Service's ready endpoints.
 func (d *externalDialer) target(ctx context.Context, ip string, port int) (*corev1.Pod, int, error) {
@@ -150,7 +192,7 @@ func (d *externalDialer) target(ctx context.Context, ip string, port int) (*core
 		return nil, 0, err
 	}
 	for i := range pods.Items {
-		if p := &pods.Items[i]; p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+		if p := &pods.Items[i]; p.Status.Phase == corev1.PodRunning {
 			return p, port, nil
 		}
 	}
