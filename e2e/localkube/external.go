@@ -212,7 +212,7 @@ func (d *externalDialer) target(ctx context.Context, ip string, port int) (*core
 		}
 	}
 	if portName == "" && target.IntValue() == 0 && target.StrVal == "" {
-		return nil, 0, fmt.Errorf("Service %s/%s has no port %d", svc.Namespace, svc.Name, port)
+		return nil, 0, fmt.Errorf("the Service %s/%s has no port %d", svc.Namespace, svc.Name, port)
 	}
 	return d.endpoint(ctx, svc, portName, target, port)
 }
@@ -244,7 +244,7 @@ func (d *externalDialer) endpoint(ctx context.Context, svc *corev1.Service, port
 			}
 		}
 	}
-	return nil, 0, fmt.Errorf("Service %s/%s has no ready endpoint", svc.Namespace, svc.Name)
+	return nil, 0, fmt.Errorf("the Service %s/%s has no ready endpoint", svc.Namespace, svc.Name)
 }
 
 // forwardTo returns the local address of a port-forward to the pod's port,
