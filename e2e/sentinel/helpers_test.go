@@ -299,6 +299,9 @@ func (e *env) judge(what string, res workload.Result, a workload.Analysis) {
 	e.t.Helper()
 	e.t.Logf("%s: %d attempts, %d acknowledged (WAIT 1), %d acknowledged lost, longest write gap %s, %d label overlaps, %d writable overlaps (%d past the fence deadline)",
 		what, res.Attempts, res.Acked, res.AckedLost, res.LongestGap.Round(time.Millisecond), len(a.LabelOverlaps), len(a.WritableOverlaps), len(a.FenceViolations))
+	if res.Errors > 0 {
+		e.t.Logf("%s: %d attempts failed, the first at %s: %s", what, res.Errors, res.FirstError.Format("15:04:05.000"), res.FirstErrorText)
+	}
 	if res.AckedLost > 0 {
 		e.t.Errorf("%s: %d acknowledged writes lost: %v", what, res.AckedLost, res.LostKeys[:min(10, len(res.LostKeys))])
 	}

@@ -38,6 +38,7 @@ type Result struct {
 	LongestGap      time.Duration
 	GapFrom, GapTo  time.Time
 	FirstError      time.Time // zero: no error
+	FirstErrorText  string    // what the first failed attempt said
 	LastError       time.Time
 	CounterFinal    int64 // ModeCounter: the value read back
 	CounterLastAck  int64 // ModeCounter: INCR's last answer
@@ -68,7 +69,7 @@ func Check(h History, present map[string]string) Result {
 		if o.Err != "" {
 			r.Errors++
 			if r.FirstError.IsZero() {
-				r.FirstError = o.End
+				r.FirstError, r.FirstErrorText = o.End, o.Err
 			}
 			r.LastError = o.End
 		}
