@@ -46,6 +46,10 @@ func Attach(ctx context.Context, kubeconfig string, log zerolog.Logger) (*Cluste
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s (E2E_KUBECONFIG): %w", kubeconfig, err)
 	}
+	// Every dial asks the API (names, endpoints, the pod) within a client's
+	// dial timeout (500 ms in the tests): client-go's default of 5
+	// requests per second would make dials wait and fail.
+	cfg.QPS, cfg.Burst = 200, 400
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s (E2E_KUBECONFIG): %w", kubeconfig, err)
