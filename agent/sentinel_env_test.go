@@ -109,7 +109,9 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 			Identity: Identity{PodName: fmt.Sprintf("redis-%d", i), Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
 			Mode:     ModeSentinel, Replicas: envPods, RedisPort: 6379, SentinelPort: 26379, PasswordFile: e.pwFile,
 			DataDir: filepath.Join(dir, "data"), RedisConfInclude: filepath.Join(dir, "conf", "redis-ha.conf"), SentinelConf: filepath.Join(dir, "conf", "sentinel.conf"),
-			MasterName: "mymaster", DownAfter: 2 * time.Second, FailoverTimeout: 10 * time.Second,
+			// The flags' defaults for the fence: min-replicas-to-write 1 and
+			// max-lag 2, derived from down-after 5s (redis_fence.go).
+			MasterName: "mymaster", DownAfter: 5 * time.Second, FailoverTimeout: 10 * time.Second, MinReplicasToWrite: -1,
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 			RoleLabel: "redis-ha-agent/role", HTTPAddr: e.addr(i) + ":8080", ResyncInterval: 10 * time.Second,
 			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second,

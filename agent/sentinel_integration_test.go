@@ -596,6 +596,76 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 			return got == m, s
 		})
 	})
+
+	t.Run("MasterWithoutReplicasRefusesWritesBeforeDownAfter", func(t *testing.T) {
+		// Redis' own fence, without the agent: every replica's redis-server
+		// is frozen (no more REPLCONF ACKs), and the master must refuse
+		// writes (NOREPLICAS) within min-replicas-max-lag + 2s, before
+		// Sentinel's down-after could have promoted another pod.
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		fence, err := fenceFor(e.pods[m].cfg, envPods)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(&redis.Options{Addr: e.addr(m) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 300 * time.Millisecond})
+		defer c.Close()
+		e.waitFor(10*time.Second, "the master accepts writes", func() (bool, string) {
+			err := c.Set(ctx, "before-replicas-frozen", 1, 0).Err()
+			return err == nil, fmt.Sprint(err)
+		})
+		var frozen []*proctest.Proc
+		for i := 0; i < envPods; i++ {
+			if i != m {
+				frozen = append(frozen, e.pods[i].redis)
+			}
+		}
+		for _, p := range frozen {
+			p.Signal(t, syscall.SIGSTOP)
+		}
+		thawed := false
+		thaw := func() {
+			if !thawed {
+				for _, p := range frozen {
+					p.Signal(t, syscall.SIGCONT)
+				}
+				thawed = true
+			}
+		}
+		defer thaw()
+		start := time.Now()
+		var accepted int
+		var refusedAfter time.Duration
+		var lastErr error
+		for time.Since(start) < e.pods[m].cfg.DownAfter+5*time.Second {
+			err := c.Set(ctx, fmt.Sprintf("replicas-frozen:%d", accepted), 1, 0).Err()
+			if err != nil && strings.Contains(err.Error(), "NOREPLICAS") {
+				refusedAfter = time.Since(start)
+				break
+			}
+			if err == nil {
+				accepted++
+			}
+			lastErr = err
+			time.Sleep(20 * time.Millisecond)
+		}
+		bound := time.Duration(fence.MaxLag)*time.Second + fenceMargin
+		t.Logf("replicas frozen: master refused writes (NOREPLICAS) %s after the freeze, %d writes accepted before; bound max-lag %ds + %s = %s, down-after %s",
+			refusedAfter.Round(time.Millisecond), accepted, fence.MaxLag, fenceMargin, bound, e.pods[m].cfg.DownAfter)
+		switch {
+		case refusedAfter == 0:
+			t.Fatalf("the master never refused a write with every replica frozen (last error %v); want NOREPLICAS within %s", lastErr, bound)
+		case refusedAfter >= e.pods[m].cfg.DownAfter:
+			t.Errorf("the master refused writes only %s after losing its replicas, not before down-after %s", refusedAfter, e.pods[m].cfg.DownAfter)
+		}
+		thaw()
+		e.waitFor(20*time.Second, "the master accepts writes again once its replicas ACK", func() (bool, string) {
+			err := c.Set(ctx, "after-replicas-thawed", 1, 0).Err()
+			return err == nil, fmt.Sprint(err)
+		})
+	})
 }
 
 // checkWrites reads every write from the new master: none acknowledged by a
