@@ -61,14 +61,19 @@ func TestPreStopFromAnotherPod(t *testing.T) {
 	from := e.replica(ctx)
 	r := e.start(ctx, 5*time.Minute)
 	hold(ctx, 2*time.Second)
-	url := fmt.Sprintf("http://%s:8080/prestop", e.podIP(ctx, old))
+	ip := e.podIP(ctx, old)
+	url := fmt.Sprintf("http://%s:8080/prestop", ip)
+	// The images have bash but no curl: HTTP/1.0 over bash's /dev/tcp.
+	get := fmt.Sprintf(`exec 3<>/dev/tcp/%s/8080 && printf 'GET /prestop HTTP/1.0\r\nHost: %s\r\n\r\n' >&3 && timeout 40 cat <&3`, ip, ip)
 	var out, errb strings.Builder
-	err := cluster.Exec(ctx, e.ns, from, "redis", []string{"curl", "-s", "-m", "40", "-w", "\n%{http_code}", url}, &out, &errb)
-	// curl prints the body, then the status code on a line of its own.
-	body, code := "", strings.TrimSpace(out.String())
-	if i := strings.LastIndex(code, "\n"); i >= 0 {
-		body, code = strings.TrimSpace(code[:i]), code[i+1:]
+	err := cluster.Exec(ctx, e.ns, from, "redis", []string{"bash", "-c", get}, &out, &errb)
+	head, body, _ := strings.Cut(out.String(), "\r\n\r\n")
+	status, _, _ := strings.Cut(head, "\r\n") // HTTP/1.0 409 Conflict
+	code := ""
+	if f := strings.Fields(status); len(f) >= 2 {
+		code = f[1]
 	}
+	body = strings.TrimSpace(body)
 	t.Logf("GET %s from %s: %s %q (exec err %v, stderr %q)", url, from, code, body, err, errb.String())
 	if err != nil || code != "409" || !strings.Contains(body, "not being deleted") {
 		t.Errorf("GET /prestop on master %s from pod %s = %s %q, %v; want 409 saying the pod is not being deleted", old, from, code, body, err)
