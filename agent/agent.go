@@ -89,17 +89,25 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &httpserver.Server{
-		Addr:              cfg.HTTPAddr,
-		Mode:              mode,
-		Metrics:           deps.Metrics,
-		Log:               log,
-		ProbeTimeout:      2 * time.Second,
-		SwitchoverTimeout: cfg.SwitchoverTimeout,
-	}
+	srv := newHTTPServer(cfg, deps, mode)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return pw.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return mode.Run(ctx) })
 	return g.Wait()
+}
+
+// newHTTPServer is the agent's one HTTP port for a mode. /prestop acts only
+// while this pod is being deleted (preStopVerdict): the port is open to
+// every pod.
+func newHTTPServer(cfg Config, deps Deps, mode Mode) *httpserver.Server {
+	return &httpserver.Server{
+		Addr:              cfg.HTTPAddr,
+		Mode:              mode,
+		Metrics:           deps.Metrics,
+		Log:               deps.Log,
+		ProbeTimeout:      2 * time.Second,
+		SwitchoverTimeout: cfg.SwitchoverTimeout,
+		MayStop:           newSelfPod(cfg, deps).Terminating,
+	}
 }

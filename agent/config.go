@@ -50,7 +50,8 @@ type Config struct {
 	Quorum             int           `name:"quorum" env:"REDIS_HA_QUORUM" default:"0" help:"Sentinel quorum; 0 means a majority of the expected pods."`
 	DownAfter          time.Duration `name:"down-after" env:"REDIS_HA_DOWN_AFTER" default:"5s" help:"Sentinel down-after-milliseconds."`
 	FailoverTimeout    time.Duration `name:"failover-timeout" env:"REDIS_HA_FAILOVER_TIMEOUT" default:"60s" help:"Sentinel failover-timeout."`
-	MinReplicasToWrite int           `name:"min-replicas-to-write" env:"REDIS_HA_MIN_REPLICAS_TO_WRITE" default:"0" help:"Written as min-replicas-to-write on the master."`
+	MinReplicasToWrite int           `name:"min-replicas-to-write" env:"REDIS_HA_MIN_REPLICAS_TO_WRITE" default:"-1" help:"Replicas that must have acknowledged a master within --min-replicas-max-lag for it to accept writes (redis.conf min-replicas-to-write): a master cut off from its replicas refuses writes before Sentinel can promote another pod. -1: 1 with more than one pod, 0 for a single pod; 0 turns the fence off."`
+	MinReplicasMaxLag  int           `name:"min-replicas-max-lag" env:"REDIS_HA_MIN_REPLICAS_MAX_LAG" default:"0" help:"Seconds a replica's last acknowledgement counts for --min-replicas-to-write (redis.conf min-replicas-max-lag); 0 derives the largest safe value, the whole seconds below --down-after minus 2s (2 for 5s). A longer one is refused."`
 
 	LeaseName     string        `name:"lease-name" env:"REDIS_HA_LEASE_NAME" help:"coordination.k8s.io Lease name; default: the StatefulSet name."`
 	LeaseDuration time.Duration `name:"lease-duration" env:"REDIS_HA_LEASE_DURATION" default:"15s" help:"How long a Lease holder is trusted without renewing (cluster mode's coordinator Lease: 4 times each Lease timing)."`
@@ -116,6 +117,19 @@ func (c *Config) Validate() error {
 	}
 	if c.DownAfter < 100*time.Millisecond {
 		return fmt.Errorf("--down-after (REDIS_HA_DOWN_AFTER) %s is too short for Sentinel: use 100ms or more", c.DownAfter)
+	}
+	if c.Mode == ModeSentinel {
+		if c.MinReplicasToWrite < -1 {
+			return fmt.Errorf("--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) %d is not a replica count: use -1 (the default: 1 with more than one pod), 0 (no fence) or a count", c.MinReplicasToWrite)
+		}
+		// The pod count is known only at init (the default -1 fences
+		// nothing for a single pod); an explicit fence or max-lag must fit
+		// --down-after now.
+		if c.MinReplicasMaxLag < 0 || c.MinReplicasToWrite > 0 || (c.MinReplicasToWrite < 0 && c.MinReplicasMaxLag > 0) {
+			if err := checkFenceTiming(c.MinReplicasMaxLag, c.DownAfter); err != nil {
+				return err
+			}
+		}
 	}
 	for name, p := range map[string]int{"--redis-port (REDIS_HA_REDIS_PORT)": c.RedisPort, "--sentinel-port (REDIS_HA_SENTINEL_PORT)": c.SentinelPort} {
 		if p <= 0 || p > 65535 {

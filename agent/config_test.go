@@ -43,6 +43,11 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"--renew-deadline 12s plus --retry-period 3s", "--lease-duration (REDIS_HA_LEASE_DURATION) 15s"}},
 		"DownAfterTooShort": {func(c *Config) { c.DownAfter = time.Millisecond }, []string{"--down-after (REDIS_HA_DOWN_AFTER) 1ms"}},
 		"BadPort":           {func(c *Config) { c.RedisPort = 70000 }, []string{"--redis-port (REDIS_HA_REDIS_PORT) 70000"}},
+		"MaxLagReachesDownAfter": {func(c *Config) { c.MinReplicasToWrite, c.MinReplicasMaxLag = -1, 3 },
+			[]string{"--min-replicas-max-lag (REDIS_HA_MIN_REPLICAS_MAX_LAG) 3", "--down-after (REDIS_HA_DOWN_AFTER) 5s", "use at most 2"}},
+		"ExplicitFenceDownAfterTooShort": {func(c *Config) { c.MinReplicasToWrite, c.DownAfter = 1, 2*time.Second },
+			[]string{"--down-after (REDIS_HA_DOWN_AFTER) 2s", "--min-replicas-to-write 0"}},
+		"MinReplicasToWriteBelowDefault": {func(c *Config) { c.MinReplicasToWrite = -2 }, []string{"--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) -2"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

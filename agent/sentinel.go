@@ -38,6 +38,10 @@ type sentinelMode struct {
 	// peerPods reads the other pods of the StatefulSet for the full-restart
 	// check of preStop; nil skips the check.
 	peerPods func(ctx context.Context) (map[int]peerPod, error)
+	// terminating reads whether this pod is being deleted (selfPod), so a
+	// preStop that did not hand over is undone when it is not; nil never
+	// undoes.
+	terminating func(ctx context.Context) (ok bool, reason string, err error)
 
 	mu     sync.Mutex
 	status SentinelStatus
@@ -131,6 +135,7 @@ func newSentinelModeWith(cfg Config, deps Deps, peers sentinelPeers) *sentinelMo
 			return kubeapi.SetPodLabel(ctx, deps.Kube, cfg.Namespace, pod, cfg.RoleLabel, value)
 		},
 		listMasters: func(ctx context.Context) ([]string, error) { return podsLabelledMaster(ctx, deps.Kube, cfg) },
+		terminating: newSelfPod(cfg, deps).Terminating,
 	}
 	for i := 0; i < peers.Pods; i++ {
 		h := peers.Addr(i)

@@ -18,7 +18,11 @@ import (
 // Measured with redis-server 7.0.15; a placeholder address would do the
 // same but hides which pod is waiting, and booting as a master with an
 // impossible min-replicas-to-write would let Sentinel see a second master.
-func redisInclude(cfg Config, self string, masterHost string, password string) ([]byte, error) {
+func redisInclude(cfg Config, pods int, self string, masterHost string, password string) ([]byte, error) {
+	fence, err := fenceFor(cfg, pods)
+	if err != nil {
+		return nil, err
+	}
 	if password != "" && !sentinelconf.RewriteSafe(password) {
 		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
 	}
@@ -30,7 +34,9 @@ func redisInclude(cfg Config, self string, masterHost string, password string) (
 	fmt.Fprintf(&b, "# Written by redis-ha-agent init at every pod start; edits are overwritten.\n# Role at start: %s\n", role)
 	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", self, cfg.RedisPort)
 	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, cfg.RedisPort)
-	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag 10\n", cfg.MinReplicasToWrite)
+	// Every pod gets the fence: it applies from the moment Sentinel or the
+	// election makes the pod master (redis_fence.go has the timing).
+	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag %d\n", fence.ToWrite, fence.MaxLag)
 	if password != "" {
 		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
 	}

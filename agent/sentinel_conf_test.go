@@ -21,7 +21,7 @@ func testInitCfg(t *testing.T) Config {
 		Identity: Identity{PodName: "redis-1", Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
 		Mode:     ModeSentinel, Replicas: 3, RedisPort: 6379, SentinelPort: 26379,
 		RedisConfInclude: filepath.Join(dir, "conf", "redis-ha.conf"), SentinelConf: filepath.Join(dir, "conf", "sentinel.conf"),
-		MasterName: "mymaster", DownAfter: 5 * time.Second, FailoverTimeout: time.Minute,
+		MasterName: "mymaster", DownAfter: 5 * time.Second, FailoverTimeout: time.Minute, MinReplicasToWrite: -1,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second, InitTimeout: 5 * time.Second,
 	}
 	if err := cfg.Validate(); err != nil {
@@ -128,7 +128,8 @@ func TestSentinelInitColdStartFenced(t *testing.T) {
 		t.Fatalf("cold-start init: %v", err)
 	}
 	inc, _ := os.ReadFile(cfg.RedisConfInclude)
-	for _, w := range []string{"replicaof 127.0.31.11 6379", "replica-announce-ip 127.0.31.11", "replica-read-only yes"} {
+	// The flags' defaults: three pods fence with max-lag 2 under down-after 5s.
+	for _, w := range []string{"replicaof 127.0.31.11 6379", "replica-announce-ip 127.0.31.11", "replica-read-only yes", "min-replicas-to-write 1\n", "min-replicas-max-lag 2\n"} {
 		if !strings.Contains(string(inc), w) {
 			t.Errorf("include lacks %q:\n%s", w, inc)
 		}

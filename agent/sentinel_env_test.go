@@ -15,11 +15,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
-	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
@@ -109,7 +109,9 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 			Identity: Identity{PodName: fmt.Sprintf("redis-%d", i), Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
 			Mode:     ModeSentinel, Replicas: envPods, RedisPort: 6379, SentinelPort: 26379, PasswordFile: e.pwFile,
 			DataDir: filepath.Join(dir, "data"), RedisConfInclude: filepath.Join(dir, "conf", "redis-ha.conf"), SentinelConf: filepath.Join(dir, "conf", "sentinel.conf"),
-			MasterName: "mymaster", DownAfter: 2 * time.Second, FailoverTimeout: 10 * time.Second,
+			// The flags' defaults for the fence: min-replicas-to-write 1 and
+			// max-lag 2, derived from down-after 5s (redis_fence.go).
+			MasterName: "mymaster", DownAfter: 5 * time.Second, FailoverTimeout: 10 * time.Second, MinReplicasToWrite: -1,
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 			RoleLabel: "redis-ha-agent/role", HTTPAddr: e.addr(i) + ":8080", ResyncInterval: 10 * time.Second,
 			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second,
@@ -118,15 +120,57 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 			t.Fatal(err)
 		}
 		e.pods = append(e.pods, &envPod{i: i, dir: dir, cfg: cfg})
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: cfg.PodName, Namespace: "default", Labels: map[string]string{"app": "redis"}},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "redis", Image: "redis:7.0.15"}}},
-		}
-		if _, err := kube.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		e.createPod(i)
 	}
 	return e
+}
+
+// testFinalizer keeps a deleted pod's object, with its deletionTimestamp,
+// as a kubelet's grace period would: these pods run on no node, so the API
+// server would remove them at once.
+const testFinalizer = "redis-ha-agent.test/grace-period"
+
+func (e *sentinelEnv) createPod(i int) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: e.pods[i].cfg.PodName, Namespace: "default", Labels: map[string]string{"app": "redis"}, Finalizers: []string{testFinalizer}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "redis", Image: "redis:7.0.15"}}},
+	}
+	if _, err := e.kube.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// deletePod deletes pod i's object as kubectl delete would: it stays, being
+// deleted, until recreatePod.
+func (e *sentinelEnv) deletePod(i int) {
+	if err := e.kube.CoreV1().Pods("default").Delete(context.Background(), e.pods[i].cfg.PodName, metav1.DeleteOptions{}); err != nil {
+		e.t.Fatalf("delete pod %d: %v", i, err)
+	}
+}
+
+// recreatePod replaces pod i's object by a new one (a new UID, no role
+// label), as the StatefulSet does after a deletion, and restarts its agent
+// as the new pod's would; redis-server and Sentinel keep running.
+func (e *sentinelEnv) recreatePod(i int) {
+	ctx := context.Background()
+	pods := e.kube.CoreV1().Pods("default")
+	name := e.pods[i].cfg.PodName
+	e.stopAgent(i)
+	if p, err := pods.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		p.Finalizers = nil
+		if _, err := pods.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			e.t.Fatalf("drop the test finalizer of pod %d: %v", i, err)
+		}
+		if p.DeletionTimestamp == nil {
+			e.deletePod(i)
+		}
+	}
+	e.waitFor(10*time.Second, fmt.Sprintf("pod %d's old object gone", i), func() (bool, string) {
+		_, err := pods.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	e.createPod(i)
+	e.startAgent(i)
 }
 
 func (e *sentinelEnv) pw() string {
@@ -214,7 +258,7 @@ func (e *sentinelEnv) startAgent(i int) {
 	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
-	srv := &httpserver.Server{Addr: p.cfg.HTTPAddr, Mode: m, Metrics: deps.Metrics, Log: log, ProbeTimeout: 2 * time.Second, SwitchoverTimeout: p.cfg.SwitchoverTimeout}
+	srv := newHTTPServer(p.cfg, deps, m)
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(3)

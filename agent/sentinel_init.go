@@ -153,7 +153,7 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	}
 	in.log.Info().Int("master", master).Str("master_host", masterHost).Str("reason", why).Msg("init decided the role")
 
-	inc, err := redisInclude(in.cfg, self, masterHost, in.password)
+	inc, err := redisInclude(in.cfg, in.peers.Pods, self, masterHost, in.password)
 	if err != nil {
 		return err
 	}

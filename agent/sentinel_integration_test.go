@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
@@ -188,6 +191,64 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("PreStopOnlyForADeletion", func(t *testing.T) {
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		// Another pod calls the master's /prestop: refused, nothing moves.
+		start := time.Now()
+		code, body := getPreStop(t, e, m)
+		t.Logf("GET /prestop on the living master pod %d: %d %q in %s", m, code, body, time.Since(start).Round(time.Millisecond))
+		if code != http.StatusConflict || !strings.Contains(body, "not being deleted") {
+			t.Errorf("GET /prestop on a pod that is not being deleted = %d %q; want 409 naming the reason", code, body)
+		}
+		checkOnDuty(t, e, m)
+
+		// A handover that ends with writes paused for the rest of the
+		// pod's life (here: every peer looks deleted, so no replica to hand
+		// over to) while the pod is not being deleted is undone.
+		mode := e.pods[m].mode
+		saved := mode.peerPods
+		mode.peerPods = func(context.Context) (map[int]peerPod, error) {
+			out := map[int]peerPod{}
+			for i := 0; i < envPods; i++ {
+				if i != m {
+					out[i] = peerPod{UID: types.UID(fmt.Sprint("uid-", i)), Deleting: true}
+				}
+			}
+			return out, nil
+		}
+		err := mode.PreStop(ctx)
+		mode.peerPods = saved
+		if err != nil {
+			t.Fatalf("preStop that finds no replica to hand over to: %v", err)
+		}
+		mode.mu.Lock()
+		stopping := mode.stopping
+		mode.mu.Unlock()
+		if stopping {
+			t.Errorf("pod %d is not being deleted, yet preStop left it stopping (writes paused, loop off duty)", m)
+		}
+		// The undo is the agent's doing, not a preStop that did nothing.
+		e.waitFor(10*time.Second, "a PreStopUndone Event on the master's pod", func() (bool, string) {
+			l, err := e.kube.EventsV1().Events("default").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			var seen []string
+			for _, ev := range l.Items {
+				if ev.Reason == "PreStopUndone" && ev.Regarding.Name == e.pods[m].cfg.PodName {
+					t.Logf("Event PreStopUndone on %s: %s", ev.Regarding.Name, ev.Note)
+					return true, ""
+				}
+				seen = append(seen, ev.Reason)
+			}
+			return false, fmt.Sprintf("events: %v", seen)
+		})
+		checkOnDuty(t, e, m)
+	})
+
 	t.Run("PreStopSwitchover", func(t *testing.T) {
 		old, s := e.masterOf()
 		if old < 0 {
@@ -206,13 +267,13 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		sampler := newLabelSampler(e)
 		w := startWriter(t, e)
 		time.Sleep(time.Second)
-		pctx, cancel := context.WithTimeout(ctx, e.pods[old].cfg.SwitchoverTimeout)
+		// kubelet's preStop hook, for a deletion of the pod.
+		e.deletePod(old)
 		start := time.Now()
-		err := e.pods[old].mode.PreStop(pctx)
+		code, body := getPreStop(t, e, old)
 		took := time.Since(start)
-		cancel()
-		if err != nil {
-			t.Fatalf("preStop on master pod %d: %v", old, err)
+		if code != http.StatusOK {
+			t.Fatalf("preStop on deleted master pod %d: %d %q", old, code, body)
 		}
 		var newMaster int
 		e.waitFor(20*time.Second, "the new master agreed by role, Lease and label", func() (bool, string) {
@@ -236,6 +297,9 @@ func TestSentinelModeLifecycle(t *testing.T) {
 			t.Errorf("%d label samples showed two pods labelled master", violations)
 		}
 		checkWrites(t, e, newMaster, res, false)
+		// The StatefulSet's new pod in its place; the process keeps its
+		// redis-server and Sentinel (no test here needs them restarted).
+		e.recreatePod(old)
 	})
 
 	runSentinelFaults(t, e)
@@ -257,6 +321,7 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		}
 		w := startWriter(t, e)
 		time.Sleep(500 * time.Millisecond)
+		e.deletePod(m)
 		pctx, cancel := context.WithTimeout(ctx, e.pods[m].cfg.SwitchoverTimeout)
 		err := e.pods[m].mode.PreStop(pctx)
 		cancel()
@@ -292,8 +357,7 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		if err := e.client(m).Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
 			t.Fatal(err)
 		}
-		e.stopAgent(m)
-		e.startAgent(m)
+		e.recreatePod(m)
 		e.waitFor(30*time.Second, "the master answers writes and has two online replicas", func() (bool, string) {
 			err := e.client(m).Set(ctx, "before-second-prestop", 1, 0).Err()
 			r := e.role(m)
@@ -327,6 +391,7 @@ func TestSentinelModeLifecycle(t *testing.T) {
 				p.sentinel.Signal(t, syscall.SIGCONT)
 			}
 		}()
+		e.deletePod(m)
 		pctx, cancel := context.WithTimeout(ctx, e.pods[m].cfg.SwitchoverTimeout)
 		start := time.Now()
 		err := e.pods[m].mode.PreStop(pctx)
@@ -340,6 +405,46 @@ func TestSentinelModeLifecycle(t *testing.T) {
 		}
 		checkStoppedMaster(t, e, m)
 	})
+}
+
+// getPreStop calls pod i's /prestop as kubelet's preStop hook (or any other
+// pod) would.
+func getPreStop(t *testing.T, e *sentinelEnv, i int) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: e.pods[i].cfg.SwitchoverTimeout + 10*time.Second}
+	resp, err := c.Get("http://" + e.pods[i].cfg.HTTPAddr + "/prestop")
+	if err != nil {
+		t.Fatalf("GET /prestop on pod %d: %v", i, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// checkOnDuty: pod m is still the agreed master, accepts writes, and its
+// agent is neither switching over nor stopping.
+func checkOnDuty(t *testing.T, e *sentinelEnv, m int) {
+	t.Helper()
+	ctx := context.Background()
+	c := e.client(m)
+	defer c.Close()
+	e.waitFor(5*time.Second, fmt.Sprintf("pod %d accepts writes", m), func() (bool, string) {
+		err := c.Set(ctx, "on-duty", 1, 0).Err()
+		return err == nil, fmt.Sprint(err)
+	})
+	if got, s := e.masterOf(); got != m {
+		t.Errorf("agreed master %d, want %d unchanged: %s", got, m, s)
+	}
+	mode := e.pods[m].mode
+	mode.mu.Lock()
+	switching, stopping := mode.switching, mode.stopping
+	mode.mu.Unlock()
+	if switching || stopping {
+		t.Errorf("pod %d's agent off duty: switching=%t stopping=%t", m, switching, stopping)
+	}
+	if err := mode.Ready(ctx); err != nil {
+		t.Errorf("pod %d not ready: %v", m, err)
+	}
 }
 
 // checkStoppedMaster: after a preStop that did not hand the role over, pod
@@ -594,6 +699,76 @@ func runSentinelFaults(t *testing.T, e *sentinelEnv) {
 		e.waitFor(5*time.Second, fmt.Sprintf("pod %d still the agreed master after recovery", m), func() (bool, string) {
 			got, s := e.masterOf()
 			return got == m, s
+		})
+	})
+
+	t.Run("MasterWithoutReplicasRefusesWritesBeforeDownAfter", func(t *testing.T) {
+		// Redis' own fence, without the agent: every replica's redis-server
+		// is frozen (no more REPLCONF ACKs), and the master must refuse
+		// writes (NOREPLICAS) within min-replicas-max-lag + 2s, before
+		// Sentinel's down-after could have promoted another pod.
+		m, s := e.masterOf()
+		if m < 0 {
+			t.Fatalf("no agreed master: %s", s)
+		}
+		fence, err := fenceFor(e.pods[m].cfg, envPods)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(&redis.Options{Addr: e.addr(m) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 300 * time.Millisecond})
+		defer c.Close()
+		e.waitFor(10*time.Second, "the master accepts writes", func() (bool, string) {
+			err := c.Set(ctx, "before-replicas-frozen", 1, 0).Err()
+			return err == nil, fmt.Sprint(err)
+		})
+		var frozen []*proctest.Proc
+		for i := 0; i < envPods; i++ {
+			if i != m {
+				frozen = append(frozen, e.pods[i].redis)
+			}
+		}
+		for _, p := range frozen {
+			p.Signal(t, syscall.SIGSTOP)
+		}
+		thawed := false
+		thaw := func() {
+			if !thawed {
+				for _, p := range frozen {
+					p.Signal(t, syscall.SIGCONT)
+				}
+				thawed = true
+			}
+		}
+		defer thaw()
+		start := time.Now()
+		var accepted int
+		var refusedAfter time.Duration
+		var lastErr error
+		for time.Since(start) < e.pods[m].cfg.DownAfter+5*time.Second {
+			err := c.Set(ctx, fmt.Sprintf("replicas-frozen:%d", accepted), 1, 0).Err()
+			if err != nil && strings.Contains(err.Error(), "NOREPLICAS") {
+				refusedAfter = time.Since(start)
+				break
+			}
+			if err == nil {
+				accepted++
+			}
+			lastErr = err
+			time.Sleep(20 * time.Millisecond)
+		}
+		bound := time.Duration(fence.MaxLag)*time.Second + fenceMargin
+		t.Logf("replicas frozen: master refused writes (NOREPLICAS) %s after the freeze, %d writes accepted before; bound max-lag %ds + %s = %s, down-after %s",
+			refusedAfter.Round(time.Millisecond), accepted, fence.MaxLag, fenceMargin, bound, e.pods[m].cfg.DownAfter)
+		switch {
+		case refusedAfter == 0:
+			t.Fatalf("the master never refused a write with every replica frozen (last error %v); want NOREPLICAS within %s", lastErr, bound)
+		case refusedAfter >= e.pods[m].cfg.DownAfter:
+			t.Errorf("the master refused writes only %s after losing its replicas, not before down-after %s", refusedAfter, e.pods[m].cfg.DownAfter)
+		}
+		thaw()
+		e.waitFor(20*time.Second, "the master accepts writes again once its replicas ACK", func() (bool, string) {
+			err := c.Set(ctx, "after-replicas-thawed", 1, 0).Err()
+			return err == nil, fmt.Sprint(err)
 		})
 	})
 }

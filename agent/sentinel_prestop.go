@@ -26,6 +26,12 @@ const switchoverPoll = 5 * time.Millisecond
 // one and drop its clients so paused writes fail with an error instead of
 // being applied to a master nobody reads any more.
 func (m *sentinelMode) PreStop(ctx context.Context) error {
+	err := m.preStop(ctx)
+	m.resumeUnlessTerminating(ctx, err)
+	return err
+}
+
+func (m *sentinelMode) preStop(ctx context.Context) error {
 	r, err := m.local.Replication(ctx)
 	if err != nil {
 		return fmt.Errorf("preStop: %w", err)
@@ -432,4 +438,44 @@ func (m *sentinelMode) waitNewMaster(ctx context.Context, restart func(context.C
 		case <-m.deps.Clock.After(switchoverPoll):
 		}
 	}
+}
+
+// resumeUnlessTerminating undoes what a preStop left for the rest of the
+// pod's life — writes paused, the loop keeping hands off — when the pod
+// turns out not to be terminating after all: nothing else would ever clear
+// it, and the master would stay paused and off duty until the agent
+// restarts. The loop then follows whatever Sentinel did meanwhile (a
+// failover that went ahead demotes this pod). A pod that is being deleted,
+// or that cannot be read, stays as preStop left it.
+func (m *sentinelMode) resumeUnlessTerminating(ctx context.Context, preStopErr error) {
+	m.mu.Lock()
+	stopping := m.stopping
+	m.mu.Unlock()
+	if (!stopping && preStopErr == nil) || m.terminating == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), selfPodReadTimeout+5*time.Second)
+	defer cancel()
+	ok, reason, err := m.terminating(ctx)
+	switch {
+	case err != nil:
+		m.log.Warn().Err(err).Msg("preStop did not hand over and whether this pod is being deleted is unknown; staying stopped")
+		return
+	case ok:
+		return
+	}
+	if err := m.local.Unpause(ctx); err != nil {
+		m.log.Warn().Err(err).Msg("unpausing writes after an undone preStop failed; the pause ends by itself")
+	}
+	m.stateMu.Lock()
+	m.mu.Lock()
+	m.stopping = false
+	m.mu.Unlock()
+	m.stateMu.Unlock()
+	what := "paused writes for the rest of the pod's life"
+	if preStopErr != nil {
+		what = "failed: " + preStopErr.Error()
+	}
+	m.log.Warn().Str("reason", reason).Str("prestop", what).Msg("preStop undone: this pod is not being deleted; writes unpaused, back on duty")
+	m.event(corev1.EventTypeWarning, "PreStopUndone", "PreStop", "preStop %s, but %s: writes unpaused, the agent back on duty", what, reason)
 }

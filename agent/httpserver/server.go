@@ -37,6 +37,10 @@ type Server struct {
 	Log               zerolog.Logger
 	ProbeTimeout      time.Duration
 	SwitchoverTimeout time.Duration
+	// MayStop says whether a /prestop call comes from a stop of this pod:
+	// not ok refuses it with 409 and the reason, err (cannot tell) with
+	// 503; a refused call changes nothing. nil lets every call through.
+	MayStop func(ctx context.Context) (ok bool, reason string, err error)
 
 	mu       sync.Mutex
 	inflight *switchover // the running preStop; later callers join it
@@ -88,6 +92,21 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) prestop(w http.ResponseWriter, r *http.Request) {
+	if s.MayStop != nil {
+		log := s.Log.With().Str("component", "prestop").Str("remote", r.RemoteAddr).Logger()
+		ok, reason, err := s.MayStop(r.Context())
+		switch {
+		case err != nil:
+			log.Warn().Err(err).Msg("preStop refused: cannot tell whether this pod is being deleted; nothing changed")
+			http.Error(w, "preStop refused, nothing changed: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		case !ok:
+			log.Warn().Str("reason", reason).Msg("preStop refused; nothing changed")
+			http.Error(w, "preStop refused, nothing changed: "+reason+"; the handover runs only when this pod stops", http.StatusConflict)
+			return
+		}
+		log.Info().Str("reason", reason).Msg("preStop accepted")
+	}
 	if err := s.preStopOnce(); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

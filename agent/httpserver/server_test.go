@@ -123,3 +123,43 @@ func TestPreStopSingleFlight(t *testing.T) {
 		t.Errorf("Mode.PreStop ran %d times for 3 concurrent hook calls, want 1", calls)
 	}
 }
+
+// TestPreStopRefused: a /prestop call that MayStop refuses never reaches
+// Mode.PreStop; the caller learns why (409 not terminating, 503 cannot
+// tell), and an allowed call runs it.
+func TestPreStopRefused(t *testing.T) {
+	cases := map[string]struct {
+		ok       bool
+		reason   string
+		err      error
+		wantCode int
+		wantBody string
+		wantRun  bool
+	}{
+		"NotTerminating": {ok: false, reason: "pod redis-0 is not being deleted", wantCode: 409, wantBody: "preStop refused, nothing changed: pod redis-0 is not being deleted"},
+		"CannotTell":     {err: errors.New("read pod: forbidden"), wantCode: 503, wantBody: "nothing changed: read pod: forbidden"},
+		"Terminating":    {ok: true, reason: "being deleted", wantCode: 200, wantBody: "ok", wantRun: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ran := false
+			mode := &fakeMode{preStop: func(context.Context) error { ran = true; return nil }}
+			s := &Server{Mode: mode, Metrics: metrics.New("test", "sentinel"), Log: zerolog.Nop(), ProbeTimeout: time.Second, SwitchoverTimeout: time.Second,
+				MayStop: func(context.Context) (bool, string, error) { return tc.ok, tc.reason, tc.err }}
+			srv := httptest.NewServer(s.Handler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/prestop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode || !strings.Contains(string(body), tc.wantBody) {
+				t.Errorf("GET /prestop = %d %q, want %d containing %q", resp.StatusCode, body, tc.wantCode, tc.wantBody)
+			}
+			if ran != tc.wantRun {
+				t.Errorf("Mode.PreStop ran: %t, want %t", ran, tc.wantRun)
+			}
+		})
+	}
+}

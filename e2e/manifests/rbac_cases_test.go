@@ -59,7 +59,7 @@ func rbacCases() []rbacCase {
 		{rule: 2, group: "apps", resource: "statefulsets", verb: "get", layout: sentinel3,
 			step: "agent-init reads spec.replicas (the expected pods)", failed: noPodStartsRedis},
 		{rule: 3, group: "", resource: "pods", verb: "get", layout: sentinel3, exercise: switchoverWithoutPeerDNS,
-			step: "preStop switchover of the master while peer DNS names do not answer: peers reached by their pod IP from the API", failed: noSwitchover},
+			step: "preStop switchover of the master while peer DNS names do not answer: it reads its own pod (only a deletion starts it) and reaches peers by their pod IP from the API", failed: noSwitchover},
 		{rule: 3, group: "", resource: "pods", verb: "list", layout: cluster6,
 			step: "coordinator lists the pods for their nodes, to put each replica on another node than its master", failed: placementUnknown},
 		{rule: 3, group: "", resource: "pods", verb: "list", layout: sentinel3,

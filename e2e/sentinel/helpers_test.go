@@ -259,7 +259,9 @@ type run struct {
 func (e *env) start(ctx context.Context, limit time.Duration) *run {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	r := &run{e: e, cancel: cancel, hist: make(chan workload.History, 1), tl: make(chan workload.Timeline, 1), client: e.masterService()}
-	r.sampler = &workload.Sampler{Namespace: e.ns, Selector: selector, RoleLabel: roleLabel, AgentStatus: true, Interval: 100 * time.Millisecond,
+	// The oracle writes a probe key to each pod's redis-server: it trusts
+	// neither the agent's fenced flag nor ROLE.
+	r.sampler = &workload.Sampler{Namespace: e.ns, Selector: selector, RoleLabel: roleLabel, ProbeWrites: true, Interval: 100 * time.Millisecond,
 		Clientset: cluster.Clientset, Dial: cluster.DialContext,
 		Exec: func(ctx context.Context, pod, container string, cmd []string) (string, error) {
 			var out, errb strings.Builder

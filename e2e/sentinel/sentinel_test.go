@@ -50,6 +50,52 @@ func TestGracefulDeleteMasterUnderWriter(t *testing.T) {
 	}
 }
 
+// TestPreStopFromAnotherPod: the agent's port is open to every pod, so a
+// replica pod calls the master's /prestop as an attacker or a confused
+// script could: refused (409), and the master keeps its role, its label,
+// the Lease and its writes. Deleting the master afterwards still hands over.
+func TestPreStopFromAnotherPod(t *testing.T) {
+	ctx := context.Background()
+	e, _ := deploy(t, ctx)
+	old, _ := e.agreed(ctx)
+	from := e.replica(ctx)
+	r := e.start(ctx, 5*time.Minute)
+	hold(ctx, 2*time.Second)
+	ip := e.podIP(ctx, old)
+	url := fmt.Sprintf("http://%s:8080/prestop", ip)
+	// The images have bash but no curl: HTTP/1.0 over bash's /dev/tcp.
+	get := fmt.Sprintf(`exec 3<>/dev/tcp/%s/8080 && printf 'GET /prestop HTTP/1.0\r\nHost: %s\r\n\r\n' >&3 && timeout 40 cat <&3`, ip, ip)
+	var out, errb strings.Builder
+	err := cluster.Exec(ctx, e.ns, from, "redis", []string{"bash", "-c", get}, &out, &errb)
+	head, body, _ := strings.Cut(out.String(), "\r\n\r\n")
+	status, _, _ := strings.Cut(head, "\r\n") // HTTP/1.0 409 Conflict
+	code := ""
+	if f := strings.Fields(status); len(f) >= 2 {
+		code = f[1]
+	}
+	body = strings.TrimSpace(body)
+	t.Logf("GET %s from %s: %s %q (exec err %v, stderr %q)", url, from, code, body, err, errb.String())
+	if err != nil || code != "409" || !strings.Contains(body, "not being deleted") {
+		t.Errorf("GET /prestop on master %s from pod %s = %s %q, %v; want 409 saying the pod is not being deleted", old, from, code, body, err)
+	}
+	hold(ctx, 8*time.Second) // longer than a switchover would take
+	m := e.waitMaster(ctx, time.Minute, "")
+	if m != old {
+		t.Errorf("master moved from %s to %s after a /prestop call from another pod", old, m)
+	}
+	r.sampler.Mark("delete "+old, true)
+	if err := cluster.DeletePod(ctx, e.ns, old); err != nil {
+		t.Fatalf("delete master pod %s: %v", old, err)
+	}
+	m = e.waitMaster(ctx, time.Minute, old)
+	e.waitReady(ctx, 3*time.Minute)
+	res, a, _ := r.stop(ctx, m)
+	e.judge("prestop from another pod, then delete", res, a)
+	if res.LongestGap > 5*time.Second {
+		t.Errorf("write gap %s through the master Service; the refused call must not pause writes and the deletion's switchover keeps it near a second", res.LongestGap)
+	}
+}
+
 // TestSIGKILLMaster: Sentinel fails over; the new master's agent takes the
 // Lease and the label; nothing acknowledged is lost.
 func TestSIGKILLMaster(t *testing.T) {
@@ -75,8 +121,11 @@ func TestSIGKILLMaster(t *testing.T) {
 }
 
 // TestPartitionMaster30s: the master is cut off from everything for 30s:
-// it fences before its Lease could pass, Sentinel fails over on the other
-// side, and after the heal the old master rejoins as a replica.
+// redis-server itself refuses writes (min-replicas-to-write) before
+// Sentinel can promote another pod, Sentinel fails over on the other side,
+// and after the heal the old master rejoins as a replica. The oracle writes
+// a probe key straight to each pod (through exec where the partition cuts
+// the network): at no sampled instant may two pods have accepted a write.
 func TestPartitionMaster30s(t *testing.T) {
 	cluster.NeedsLocalNodes(t, "partition")
 	ctx := context.Background()
@@ -98,7 +147,44 @@ func TestPartitionMaster30s(t *testing.T) {
 	part := tl.Marks[0].At
 	labelAt, _, _ := workload.LabelMoved(tl, part, old)
 	t.Logf("partition of %s: label on %s %s after the partition", old, m, labelAt.Sub(part).Round(time.Millisecond))
+	lastOld, firstNew, probes := probeTimes(tl, part, old)
+	t.Logf("partition of %s: %s; last write accepted by %s %s after the partition, first by another pod %s after it",
+		old, probes, old, since(lastOld, part), since(firstNew, part))
 	e.judge("partition 30s", res, a)
+	if len(a.WritableOverlaps) > 0 {
+		t.Errorf("partition 30s: two pods accepted probe writes at the same sampled instant: %v", a.WritableOverlaps)
+	}
+	if firstNew.IsZero() {
+		t.Errorf("partition 30s: no other pod accepted a probe write after the partition; the oracle saw no failover")
+	}
+}
+
+// probeTimes reads the probe writes of a ProbeWrites timeline after from:
+// the last one pod accepted and the first any other pod accepted, and a
+// count of probes by outcome.
+func probeTimes(tl workload.Timeline, from time.Time, pod string) (lastOld, firstNew time.Time, counts string) {
+	n := map[string]int{}
+	for _, s := range tl.Samples {
+		if s.At.Before(from) || !s.Probed {
+			continue
+		}
+		n[fmt.Sprintf("%s/%s ok=%t", s.Pod, s.Via, s.ProbeOK)]++
+		switch {
+		case !s.ProbeOK:
+		case s.Pod == pod && s.At.After(lastOld):
+			lastOld = s.At
+		case s.Pod != pod && (firstNew.IsZero() || s.At.Before(firstNew)):
+			firstNew = s.At
+		}
+	}
+	return lastOld, firstNew, fmt.Sprintf("probes %v", n)
+}
+
+func since(t, from time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Sub(from).Round(time.Millisecond).String()
 }
 
 // TestFiveRestartsOfTheMaster: the master pod is deleted five times in a
@@ -132,12 +218,16 @@ func TestFiveRestartsOfTheMaster(t *testing.T) {
 	e.judge("five restarts", res, a)
 }
 
-// TestDeleteAllPods (issue #4, test 4): a full restart with the newest
-// data on pod 2. Pod 2 is made the master (Sentinel failover), pods 0 and 1
-// are frozen, and 300 more writes land on pod 2 alone; then every pod is
-// deleted at once with no grace period (SIGKILL, as a power loss). The
-// cold-start election must pick pod 2 — pod 0 has no special right — and
-// no write acknowledged before the restart may be lost.
+// TestDeleteAllPods (issue #4, test 4): a full restart in which pod 0 holds
+// stale data. Pod 2 is made the master (Sentinel failover), pod 0 is
+// frozen, and 300 more writes land on pod 2 and its one live replica, pod 1
+// (min-replicas-to-write 1: with both replicas frozen the master would
+// rightly refuse them); then every pod is deleted at once with no grace
+// period (SIGKILL, as a power loss). The cold-start election must pick a
+// pod with the newest data, pod 1 or 2 — never pod 0, which has no special
+// right — and no write acknowledged before the restart may be lost. A
+// write the master refused (NOREPLICAS, a replica ACK late on a loaded
+// machine) was not acknowledged and is not counted.
 func TestDeleteAllPods(t *testing.T) {
 	cluster.NeedsLocalNodes(t, "freeze")
 	ctx := context.Background()
@@ -157,27 +247,30 @@ func TestDeleteAllPods(t *testing.T) {
 	}
 
 	freshest := fmt.Sprintf("%s-%d", sts, pods-1)
+	stale := fmt.Sprintf("%s-0", sts)
 	e.makeMaster(ctx, freshest)
-	var others []string
-	for _, p := range e.pods(ctx) {
-		if p.Name != freshest {
-			others = append(others, p.Name)
-		}
-	}
-	for _, p := range others {
-		if err := cluster.Freeze(e.ns, p); err != nil {
-			t.Fatalf("freeze %s: %v", p, err)
-		}
+	if err := cluster.Freeze(e.ns, stale); err != nil {
+		t.Fatalf("freeze %s: %v", stale, err)
 	}
 	ip := e.podIP(ctx, freshest)
 	m := e.client(ip, 6379)
 	defer m.Close()
+	refused := 0
 	for i := 0; i < 300; i++ {
-		k := fmt.Sprintf("%s:only-on-%s:%d", e.ns, freshest, i)
-		if err := m.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatalf("write to %s while the others are frozen: %v", freshest, err)
+		k := fmt.Sprintf("%s:not-on-%s:%d", e.ns, stale, i)
+		err := m.Set(ctx, k, i, 0).Err()
+		switch {
+		case err != nil && strings.HasPrefix(err.Error(), "NOREPLICAS"):
+			refused++
+			continue
+		case err != nil:
+			t.Fatalf("write to %s while %s is frozen: %v", freshest, stale, err)
 		}
 		keys = append(keys, k)
+	}
+	t.Logf("while %s was frozen: %d writes acknowledged by %s, %d refused (NOREPLICAS, not counted)", stale, 300-refused, freshest, refused)
+	if refused == 300 {
+		t.Fatalf("%s refused every write with one replica live; the test would prove nothing about the newest data", freshest)
 	}
 	// appendfsync everysec, and the agent saves the replication position
 	// every pass: both are on disk after a few seconds.
@@ -189,14 +282,12 @@ func TestDeleteAllPods(t *testing.T) {
 	if err := cluster.Clientset.CoreV1().Pods(e.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, list); err != nil {
 		t.Fatalf("delete all pods: %v", err)
 	}
-	for _, p := range others {
-		_ = cluster.Thaw(e.ns, p) // gone already; a no-op unless the kill lost a race
-	}
+	_ = cluster.Thaw(e.ns, stale) // gone already; a no-op unless the kill lost a race
 	e.waitReady(ctx, 4*time.Minute)
 	got := e.waitMaster(ctx, 2*time.Minute, "")
 	t.Logf("full restart: master %s agreed %s after deleting every pod", got, time.Since(start).Round(time.Millisecond))
-	if got != freshest {
-		t.Errorf("after the full restart the master is %s; want %s, the pod with the newest data", got, freshest)
+	if got == stale {
+		t.Errorf("after the full restart the master is %s, the pod frozen before the last %d writes; want a pod with the newest data (%s or its live replica)", got, 300-refused, freshest)
 	}
 	c2 := e.masterService()
 	defer c2.Close()

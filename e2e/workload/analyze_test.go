@@ -35,6 +35,14 @@ func every(from, to, step int, f func(int, string) Sample, pods ...string) []Sam
 
 func unknown(ms int, pod string) Sample { return Sample{At: at(ms), Pod: pod} }
 
+// probed is a ProbeWrites sample: ROLE said role, the probe SET was
+// answered OK or refused.
+func probed(role string, ok bool) func(int, string) Sample {
+	return func(ms int, pod string) Sample {
+		return Sample{At: at(ms), Pod: pod, Known: true, Role: role, ClusterOK: true, Via: "exec", Probed: true, ProbeOK: ok}
+	}
+}
+
 func shard(ms int, pod string, ok bool, slots ...SlotRange) Sample {
 	return Sample{At: at(ms), Pod: pod, Known: true, Role: "master", ClusterOK: ok, Cluster: true, Slots: slots}
 }
@@ -73,6 +81,18 @@ func TestAnalyze(t *testing.T) {
 			}},
 			wantOverlaps:   []Interval{{From: at(10), To: at(20), Pods: []string{"a", "b"}}},
 			wantViolations: []Interval{{From: at(10), To: at(20), Pods: []string{"a", "b"}}},
+		},
+		"ProbeRefusedIsNotWritable": {
+			reason: "the agent says nothing (not fenced), ROLE says master, but the probe got NOREPLICAS: the write oracle is what counts, no overlap",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: append(append([]Sample{probed("master", true)(0, "a"), probed("slave", false)(0, "b")},
+				every(4500, 9000, 500, probed("master", false), "a")...), every(6000, 9000, 500, probed("master", true), "b")...)},
+		},
+		"ProbeAcceptedBesideNewMaster": {
+			reason: "a fenced-by-the-agent master whose probe is still answered OK is writable: an overlap the agent's flag would hide",
+			tl: Timeline{Marks: []Mark{{At: at(0), Fault: true}}, Samples: []Sample{
+				func() Sample { s := probed("master", true)(6000, "a"); s.Fenced = true; return s }(), probed("master", true)(6100, "b"), probed("master", false)(6200, "a"),
+			}},
+			wantOverlaps: []Interval{{From: at(6100), To: at(6200), Pods: []string{"a", "b"}}},
 		},
 		"StaleSampleDoesNotCount": {
 			reason: "a master last seen 3s ago (frozen, every later probe timed out without a sample) is unknown now",

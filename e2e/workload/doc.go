@@ -1,7 +1,9 @@
 // Package workload drives Redis the way an application would during a fault
 // and judges the outcome afterwards, Jepsen-style: a Writer records every
 // attempt (key, start, end, outcome, replica acknowledgements), a Sampler
-// records every pod's role, fencing and role label about every 100 ms, and
+// records every pod's role, fencing (or, with ProbeWrites, whether a probe
+// write to the pod itself was accepted) and role label about every 100 ms,
+// and
 // the pure Check and Analyze functions turn those records into figures:
 // acknowledged writes lost, writes that landed without an acknowledgement,
 // the longest write gap, when the master moved, and any instant with two

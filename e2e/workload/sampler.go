@@ -23,8 +23,7 @@ import (
 // Sampler watches every pod of one StatefulSet: its role label (a pod
 // watch, so label changes carry the time they reached us) and, every
 // Interval, what Redis itself says (ROLE, or CLUSTER INFO and NODES) plus the
-// agent's fencing. It never writes to Redis: a probe write would change the
-// data under test.
+// agent's fencing — or, with ProbeWrites, whether the pod accepts a write.
 type Sampler struct {
 	Namespace string
 	// Selector is the pods' label selector, e.g. app.kubernetes.io/name=redis.
@@ -36,6 +35,12 @@ type Sampler struct {
 	// Without an agent (baseline setups) nothing is ever fenced.
 	AgentStatus bool
 	AgentPort   int // default 8080
+	// ProbeWrites decides "writable" by writing: every sample SETs the
+	// pod's own probe key (ProbeKey) on its redis-server, directly or
+	// through exec, and the pod counts as writable exactly when that was
+	// answered OK. It trusts neither the agent nor ROLE; the probe keys are
+	// outside any writer's key space.
+	ProbeWrites bool
 	RedisPort   int // default 6379
 	Interval    time.Duration
 	Clientset   kubernetes.Interface
@@ -237,6 +242,16 @@ func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Clie
 	}
 	smp.Role, _ = v[0].(string)
 	smp.Known = true
+	if s.ProbeWrites {
+		smp.At = time.Now()
+		err := rc.Set(ctx, ProbeKey(smp.Pod), smp.At.UnixNano(), 0).Err()
+		smp.Probed, smp.ProbeOK = true, err == nil
+		if err != nil && !isRedisError(err) {
+			// No answer: the write's fate is unknown, as the sample's.
+			smp.Known = false
+			return false
+		}
+	}
 	if s.AgentStatus {
 		smp.Fenced = agentFenced(ctx, httpc, "http://"+net.JoinHostPort(ip, fmt.Sprint(s.AgentPort))+"/status")
 	}
@@ -288,13 +303,27 @@ func (s *Sampler) viaExec(ctx context.Context, pod string, smp *Sample) {
 		fillCluster(smp, info, nodes)
 		return
 	}
-	out, err := s.Exec(ctx, pod, "redis", []string{"redis-cli", "-p", port, "role"})
+	cmd := []string{"redis-cli", "-p", port, "role"}
+	if s.ProbeWrites {
+		// One exec: ROLE's first line, then the probe's answer. timeout:
+		// a paused master holds the SET, and the exec gives up after 1s.
+		cmd = []string{"sh", "-c", fmt.Sprintf("redis-cli -p %s role | head -n 1 && timeout 1 redis-cli -p %s set %s $(date +%%s%%N)", port, port, ProbeKey(pod))}
+		smp.At = time.Now()
+	}
+	out, err := s.Exec(ctx, pod, "redis", cmd)
 	if err != nil {
 		return
 	}
-	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	first := strings.TrimSpace(lines[0])
 	if first != "master" && first != "slave" {
 		return
+	}
+	if s.ProbeWrites {
+		if len(lines) < 2 {
+			return // the probe's fate is unknown
+		}
+		smp.Probed, smp.ProbeOK = true, strings.TrimSpace(lines[1]) == "OK"
 	}
 	smp.Role, smp.Known = first, true
 	if s.AgentStatus {
@@ -306,4 +335,15 @@ func (s *Sampler) viaExec(ctx context.Context, pod string, smp *Sample) {
 			smp.Fenced = v.Fenced
 		}
 	}
+}
+
+// ProbeKey is the key a ProbeWrites sampler writes on pod: its own, so two
+// pods' probes never meet in one key.
+func ProbeKey(pod string) string { return "redis-ha-e2e-probe:" + pod }
+
+// isRedisError: the server answered with an error (READONLY, NOREPLICAS,
+// ...), as opposed to no answer at all.
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }

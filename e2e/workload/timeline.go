@@ -25,6 +25,9 @@ type Sample struct {
 	Role  string // "master" or "slave" as ROLE says
 	// Fenced: the agent's /status says it paused writes (sentinel mode).
 	Fenced bool
+	// Probed: a probe write was sent (Sampler.ProbeWrites); ProbeOK: it
+	// was answered OK. A probed sample is writable exactly when ProbeOK.
+	Probed, ProbeOK bool
 	// ClusterOK: cluster_state:ok (cluster mode); always true otherwise.
 	ClusterOK bool
 	// Slots the node claims as myself,master (cluster mode).
@@ -36,6 +39,9 @@ type Sample struct {
 
 // Writable reports whether clients reaching this pod could write to it.
 func (s Sample) Writable() bool {
+	if s.Probed {
+		return s.Known && s.ProbeOK && s.ClusterOK
+	}
 	return s.Known && s.Role == "master" && !s.Fenced && s.ClusterOK
 }
 
