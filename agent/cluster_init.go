@@ -112,6 +112,9 @@ func clusterInclude(cfg Config, password string) []byte {
 	if password != "" {
 		fmt.Fprintf(&b, "requirepass %s\nmasterauth %s\n", quoteConf(password), quoteConf(password))
 	}
+	if cfg.TLS.Enabled() {
+		b.WriteString(strings.Join(cfg.TLS.redisLines(cfg.RedisPort, true), "\n") + "\n")
+	}
 	return []byte(b.String())
 }
 

@@ -34,6 +34,9 @@ func redisInclude(cfg Config, self string, masterHost string, password string) (
 	if password != "" {
 		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
 	}
+	if cfg.TLS.Enabled() {
+		b.WriteString(strings.Join(cfg.TLS.redisLines(cfg.RedisPort, false), "\n") + "\n")
+	}
 	return []byte(b.String()), nil
 }
 
