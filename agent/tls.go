@@ -323,8 +323,9 @@ func (t *TLSFiles) handshake(ctx context.Context, c net.Conn, addr, serverName s
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
 		var rec tls.RecordHeaderError
-		if errors.As(err, &rec) {
-			return nil, fmt.Errorf("TLS handshake with %s: the server does not speak TLS (%w): it runs without the agent's TLS settings", addr, err)
+		var nerr net.Error
+		if errors.As(err, &rec) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
+			return nil, fmt.Errorf("TLS handshake with %s: no TLS answer (%w); the server may serve plaintext only, i.e. run without the TLS lines of the agent's include", addr, err)
 		}
 		return nil, fmt.Errorf("TLS handshake with %s, verifying it as %s against --tls-ca-file %s: %w", addr, serverName, t.s.CAFile, err)
 	}
