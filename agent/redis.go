@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -281,6 +283,26 @@ func (n *goSentinelNode) SwitchMaster(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+func (n *goSentinelNode) FailingOver(ctx context.Context, name string) (bool, error) {
+	m, err := n.c.Master(ctx, name).Result()
+	if err != nil {
+		return false, fmt.Errorf("SENTINEL MASTER %s on %s: %w", name, n.addr(), err)
+	}
+	return strings.Contains(m["flags"], "failover_in_progress"), nil
+}
+
+func (n *goSentinelNode) Shutdown(ctx context.Context) error {
+	err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SHUTDOWN"))
+	// Success closes the connection; an answer means Sentinel refused.
+	if err == nil {
+		return fmt.Errorf("SHUTDOWN on %s: Sentinel answered instead of exiting", n.addr())
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return nil
+	}
+	return fmt.Errorf("SHUTDOWN on %s: %w", n.addr(), err)
 }
 
 func (n *goSentinelNode) Close() error { return n.c.Close() }

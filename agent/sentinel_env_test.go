@@ -43,6 +43,9 @@ type sentinelEnv struct {
 	// clientTLS is a test client's configuration trusting it.
 	ca        *proctest.CA
 	clientTLS *tls.Config
+	// server and sentinel are the engine's programs: redis-server and
+	// redis-sentinel unless newSentinelEnvTLS was given another engine.
+	server, sentinel string
 }
 
 type envPod struct {
@@ -95,7 +98,8 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
-	e := &sentinelEnv{t: t, kube: kube, api: api, password: "test-pass-5e1f", pwFile: filepath.Join(base, "password"), block: freeBlock(t)}
+	e := &sentinelEnv{t: t, kube: kube, api: api, password: "test-pass-5e1f", pwFile: filepath.Join(base, "password"), block: freeBlock(t),
+		server: "redis-server", sentinel: "redis-sentinel"}
 	if testing.Verbose() {
 		e.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger()
 	} else {
@@ -154,8 +158,10 @@ func (e *sentinelEnv) rotatePassword(pw string) {
 // newSentinelEnvTLS is newSentinelEnv with TLS on: a CA made for the test,
 // and per pod a Secret-like directory (tls.crt, tls.key, ca.crt) whose
 // certificate holds the pod's loopback IP, which stands in for its FQDN.
-func newSentinelEnvTLS(t *testing.T) *sentinelEnv {
+func newSentinelEnvTLS(t *testing.T, server, sentinel string) *sentinelEnv {
+	proctest.NeedPrograms(t, server, sentinel)
 	e := newSentinelEnv(t)
+	e.server, e.sentinel = server, sentinel
 	e.ca = proctest.NewCA(t, "redis-ha-agent test CA")
 	e.clientTLS = e.ca.ClientTLS(t)
 	for i, p := range e.pods {
@@ -214,7 +220,7 @@ func (e *sentinelEnv) writeRedisConf(i int, include bool, extra ...string) strin
 func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
 	p := e.pods[i]
 	conf := e.writeRedisConf(i, include, extra...)
-	p.redis = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
+	p.redis = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), e.server, conf)
 	pw, tc := "", (*tls.Config)(nil)
 	if include {
 		pw, tc = e.pw(), e.clientTLS
@@ -224,7 +230,7 @@ func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
 
 func (e *sentinelEnv) startSentinel(i int) {
 	p := e.pods[i]
-	p.sentinel = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), "redis-sentinel", p.cfg.SentinelConf,
+	p.sentinel = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), e.sentinel, p.cfg.SentinelConf,
 		"--bind", e.addr(i), "--protected-mode", "no")
 	proctest.WaitPingTLS(e.t, e.addr(i)+":26379", e.pw(), e.clientTLS, 10*time.Second)
 }

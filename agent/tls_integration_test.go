@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +18,20 @@ import (
 )
 
 // TestSentinelTLS runs a three-pod StatefulSet with TLS on and plaintext
-// off: real redis-server and redis-sentinel processes load the include and
+// off, on Redis 7.0 and Valkey 8.0 (the host's packages; Valkey from
+// bookworm-backports, see e2e/hack/install-deps.sh): real redis-server and redis-sentinel processes load the include and
 // sentinel.conf init wrote, the agents elect a master over TLS, replicas
 // replicate over TLS, Sentinels find each other and fail over over TLS, and
 // no WAIT-acknowledged write is lost. Plaintext clients and a server signed
 // by another CA are refused.
 func TestSentinelTLS(t *testing.T) {
-	e := newSentinelEnvTLS(t)
+	for _, engine := range []string{"redis", "valkey"} {
+		t.Run(engine, func(t *testing.T) { testSentinelTLS(t, engine+"-server", engine+"-sentinel") })
+	}
+}
+
+func testSentinelTLS(t *testing.T, server, sentinel string) {
+	e := newSentinelEnvTLS(t, server, sentinel)
 	ctx := context.Background()
 	for i := 0; i < envPods; i++ {
 		if err := e.init(i); err != nil {
@@ -80,7 +88,7 @@ func TestSentinelTLS(t *testing.T) {
 		other := proctest.NewCA(t, "another CA")
 		ip := e.addr(0) + "2"
 		cert, key, ca := other.WriteSecret(t, t.TempDir(), proctest.Leaf{CommonName: "rogue", IPs: []string{ip}})
-		startTestRedis(t, ip, other.ClientTLS(t), "--port", "0", "--tls-port", "6379", "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca)
+		startTestRedis(t, e.server, ip, other.ClientTLS(t), "--port", "0", "--tls-port", "6379", "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca)
 		n := redisDial{password: e.pw, timeout: time.Second, tls: e.pods[0].tls}.redis(ip, 6379)
 		defer n.Close()
 		err := n.Ping(ctx)
@@ -90,13 +98,42 @@ func TestSentinelTLS(t *testing.T) {
 		t.Logf("agent against a server signed by another CA: %v", err)
 		// And against a plaintext server: no fallback.
 		plain := e.addr(0) + "1"
-		startTestRedis(t, plain, nil)
+		startTestRedis(t, e.server, plain, nil)
 		n2 := redisDial{password: func() string { return "" }, timeout: time.Second, tls: e.pods[0].tls}.redis(plain, 6379)
 		defer n2.Close()
 		if err := n2.Ping(ctx); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
 			t.Fatalf("PING over TLS to a plaintext server = %v; want a failed TLS handshake", err)
 		} else {
 			t.Logf("agent against a plaintext server: %v", err)
+		}
+	})
+	t.Run("RenewalReloadsServers", func(t *testing.T) {
+		// cert-manager renews in place: every pod's files are replaced. The
+		// agent reloads redis-server (CONFIG SET) and stops its Sentinel,
+		// which the kubelet would start again; here the test does.
+		want := map[int]string{}
+		for i, p := range e.pods {
+			cert, _, _ := e.ca.WriteSecret(t, filepath.Join(p.dir, "tls"), proctest.Leaf{CommonName: p.cfg.PodName, IPs: []string{e.addr(i)}})
+			want[i] = mustLeaf(t, mustRead(t, cert)).SerialNumber.String()
+		}
+		for i, p := range e.pods {
+			select {
+			case <-p.sentinel.Done():
+			case <-time.After(30 * time.Second):
+				t.Fatalf("pod %d's Sentinel still runs 30 s after its TLS files were renewed", i)
+			}
+			e.startSentinel(i)
+		}
+		for i := range e.pods {
+			for _, port := range []int{6379, 26379} {
+				addr := fmt.Sprintf("%s:%d", e.addr(i), port)
+				proctest.Eventually(t, 10*time.Second, func() error {
+					if got := servedSerial(t, addr, e.clientTLS); got != want[i] {
+						return fmt.Errorf("serves serial %s, want the renewed %s", got, want[i])
+					}
+					return nil
+				}, "%s serves the renewed certificate", addr)
+			}
 		}
 	})
 	t.Run("SentinelFailoverOverTLS", func(t *testing.T) {
@@ -150,9 +187,30 @@ func writeAcked(t *testing.T, c *redis.Client, prefix string, n int) []string {
 
 // startTestRedis runs a redis-server at ip:6379 with only these arguments
 // (tc: how to reach it, nil for plaintext).
-func startTestRedis(t *testing.T, ip string, tc *tls.Config, args ...string) {
+func startTestRedis(t *testing.T, server, ip string, tc *tls.Config, args ...string) {
 	dir := t.TempDir()
 	args = append([]string{"--bind", ip, "--port", "6379", "--dir", dir, "--save", "", "--protected-mode", "no"}, args...)
-	proctest.Start(t, filepath.Join(dir, "redis.log"), "redis-server", args...)
+	proctest.Start(t, filepath.Join(dir, "redis.log"), server, args...)
 	proctest.WaitPingTLS(t, ip+":6379", "", tc, 10*time.Second)
+}
+
+// servedSerial is the serial of the certificate the server at addr
+// presents to a new connection.
+func servedSerial(t *testing.T, addr string, tc *tls.Config) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, tc)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
