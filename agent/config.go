@@ -127,11 +127,6 @@ func (c *Config) Validate() error {
 	if err := c.TLS.validate(c.RedisPort, c.SentinelPort); err != nil {
 		return err
 	}
-	if c.Mode == ModeCluster && c.TLS.Enabled() {
-		// Refused rather than half done: the agent's cluster clients still
-		// speak plaintext and would fail against a TLS-only server.
-		return fmt.Errorf("--tls-cert-file (REDIS_HA_TLS_CERT_FILE) is set with --mode cluster, which does not support TLS yet: use sentinel mode for TLS, or unset the --tls-*-file flags")
-	}
 	if c.Mode == ModeCluster && c.ClusterReplicas < 0 {
 		return fmt.Errorf("--cluster-replicas (REDIS_HA_CLUSTER_REPLICAS) %d is negative", c.ClusterReplicas)
 	}

@@ -42,11 +42,18 @@ type redisDial struct {
 
 func (d redisDial) options(addr string) *redis.Options {
 	o := redisOptions0(addr, d.password, d.timeout)
+	o.Dialer = d.dialer()
+	return o
+}
+
+// dialer is the go-redis Dialer: TCP (with the API fallback), then TLS;
+// nil, go-redis's own, when neither is needed.
+func (d redisDial) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if d.fallback == nil && d.tls == nil {
-		return o
+		return nil
 	}
 	nd := &net.Dialer{Timeout: d.timeout}
-	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.dialTCP(ctx, nd, network, addr)
 		if err != nil || d.tls == nil {
 			return c, err
@@ -58,7 +65,6 @@ func (d redisDial) options(addr string) *redis.Options {
 		}
 		return d.tls.handshake(ctx, c, addr, name)
 	}
-	return o
 }
 
 // dialTCP dials addr, and on a DNS error the pod's IP from the API.

@@ -49,6 +49,7 @@ func layouts() map[string]layout {
 		"overlays/sentinel-3-valkey":       {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, engine: "valkey"},
 		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey"},
 		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true},
+		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true},
 		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},

@@ -34,7 +34,8 @@ func isTLSSecret(s *corev1.SecretVolumeSource) bool {
 // TLS variables at files in a read-only mount of the Secret redis-tls that
 // redis-server and Sentinel mount at the same path (the agent writes those
 // paths into their configs); nothing else differs from the overlay without
-// it, so the probes and preStop are the same HTTP calls to the agent.
+// it, in either mode, so the probes and preStop are the same HTTP calls to
+// the agent.
 func TestTLSComponent(t *testing.T) {
 	forEachBuild(t, func(t *testing.T, b *built, l layout) {
 		spec := &b.sts.Spec.Template.Spec
@@ -85,8 +86,14 @@ func TestTLSComponent(t *testing.T) {
 			}
 		}
 	})
-	t.Run("OnlyTLSDiffers", func(t *testing.T) {
-		withTLS, plain := kustomize(t, "overlays/sentinel-3-tls"), kustomize(t, "overlays/sentinel-3")
+	for tlsDir, plainDir := range map[string]string{"overlays/sentinel-3-tls": "overlays/sentinel-3", "overlays/cluster-6-tls": "overlays/cluster-6"} {
+		t.Run("OnlyTLSDiffers/"+tlsDir, func(t *testing.T) { onlyTLSDiffers(t, tlsDir, plainDir) })
+	}
+}
+
+func onlyTLSDiffers(t *testing.T, tlsDir, plainDir string) {
+	{
+		withTLS, plain := kustomize(t, tlsDir), kustomize(t, plainDir)
 		spec := &withTLS.sts.Spec.Template.Spec
 		spec.Volumes = slices.DeleteFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == "tls" })
 		for _, c := range allContainers(spec) {
@@ -94,10 +101,10 @@ func TestTLSComponent(t *testing.T) {
 			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { _, ok := tlsFiles[e.Name]; return ok })
 		}
 		if diff := cmp.Diff(plain.sts, withTLS.sts); diff != "" {
-			t.Errorf("sentinel-3-tls differs from sentinel-3 beyond the TLS volume, mounts and variables (-plain +tls):\n%s", diff)
+			t.Errorf("%s differs from %s beyond the TLS volume, mounts and variables (-plain +tls):\n%s", tlsDir, plainDir, diff)
 		}
 		if diff := cmp.Diff(plain.services, withTLS.services); diff != "" {
 			t.Errorf("Services differ (-plain +tls):\n%s", diff)
 		}
-	})
+	}
 }
