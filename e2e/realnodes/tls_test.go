@@ -119,6 +119,115 @@ func TestSentinelTLS(t *testing.T) {
 	t.Run("renewal", func(t *testing.T) { testRenewal(t, ctx, ns, pods, ca, sans, tc) })
 }
 
+// TestClusterTLS applies manifests/overlays/cluster-6-tls with a Secret
+// for *.redis-cluster-headless.<ns>.svc.cluster.local and checks from every
+// node itself, over TLS: cluster_state ok with 3 masters and no failed
+// node (the cluster bus is TLS: tls-cluster yes, port 0), a plaintext PING
+// refused; then writes keys through a cluster client, deletes a master pod
+// (its agent's preStop runs CLUSTER FAILOVER on a replica it dials by IP
+// and verifies by name) and reads every key back.
+func TestClusterTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	ns := newNamespace(t, ctx, "tlsc")
+	ca := newTestCA(t)
+	if _, err := cluster.Clientset.CoreV1().Secrets(ns).Create(ctx, ca.secret(t, []string{"*.redis-cluster-headless." + ns + ".svc.cluster.local"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tc := ca.clientTLS(t)
+	start := time.Now()
+	if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", ns, "-k", filepath.Join(repoRoot(), "manifests", "overlays", "cluster-6-tls")); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for i := 0; i < 6; i++ {
+		addrs = append(addrs, fmt.Sprintf("redis-cluster-%d.redis-cluster-headless.%s.svc.cluster.local:6379", i, ns))
+	}
+	waitClusterTLS(t, ctx, addrs, tc)
+	t.Logf("6 nodes report cluster_state:ok over TLS, %.1fs after apply", time.Since(start).Seconds())
+	for _, a := range addrs {
+		c := tlsRedisClient(a, tc)
+		for param, want := range map[string]string{"port": "0", "tls-port": "6379", "tls-cluster": "yes", "tls-replication": "yes"} {
+			got, err := c.ConfigGet(ctx, param).Result()
+			if err != nil || got[param] != want {
+				t.Errorf("%s: CONFIG GET %s = %v %v, want %s", a, param, got, err, want)
+			}
+		}
+		c.Close()
+		pc := redisClient(a, "")
+		if err := pc.Ping(ctx).Err(); err == nil {
+			t.Errorf("%s answered a plaintext PING", a)
+		}
+		pc.Close()
+	}
+	name := strings.TrimSuffix(addrs[0], ":6379")
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: tlsDialerAs(tc, name), Protocol: 2, DisableIdentity: true,
+		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRedirects: 16})
+	defer cc.Close()
+	for i := 0; i < 200; i++ {
+		if err := cc.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("write k%d through the cluster over TLS: %v", i, err)
+		}
+	}
+	var master string
+	for i, a := range addrs {
+		c := tlsRedisClient(a, tc)
+		role, _ := c.Do(ctx, "ROLE").Slice()
+		c.Close()
+		if len(role) > 0 && role[0] == "master" {
+			master = fmt.Sprintf("redis-cluster-%d", i)
+			break
+		}
+	}
+	deleted := time.Now()
+	if err := cluster.DeletePod(ctx, ns, master); err != nil {
+		t.Fatal(err)
+	}
+	waitClusterTLS(t, ctx, addrs, tc)
+	t.Logf("master pod %s deleted; cluster_state ok from all 6 nodes again %.1fs later", master, time.Since(deleted).Seconds())
+	missing := 0
+	for i := 0; i < 200; i++ {
+		if v, err := cc.Get(ctx, fmt.Sprintf("k%d", i)).Int(); err != nil || v != i {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of 200 keys missing after deleting master pod %s", missing, master)
+	}
+}
+
+// waitClusterTLS waits until every node answers over TLS with
+// cluster_state ok, 16384 slots, 6 known nodes, 3 masters, no fail/noaddr.
+func waitClusterTLS(t *testing.T, ctx context.Context, addrs []string, tc *tls.Config) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, a := range addrs {
+			c := tlsRedisClient(a, tc)
+			s, err := c.ClusterInfo(ctx).Result()
+			nodes, nerr := c.ClusterNodes(ctx).Result()
+			c.Close()
+			if err != nil || nerr != nil {
+				last = fmt.Sprintf("%s: %v %v", a, err, nerr)
+				return false, nil
+			}
+			info := parseInfoReply(s)
+			if info["cluster_state"] != "ok" || info["cluster_slots_assigned"] != "16384" || info["cluster_known_nodes"] != "6" || info["cluster_size"] != "3" {
+				last = fmt.Sprintf("%s: state %s, slots %s, known %s, size %s", a, info["cluster_state"], info["cluster_slots_assigned"], info["cluster_known_nodes"], info["cluster_size"])
+				return false, nil
+			}
+			if strings.Contains(nodes, "fail") || strings.Contains(nodes, "noaddr") {
+				last = fmt.Sprintf("%s: CLUSTER NODES has fail/noaddr:\n%s", a, nodes)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("cluster not healthy over TLS from every node: %v (last: %s)", err, last)
+	}
+}
+
 // testRenewal replaces the Secret's certificate, as cert-manager does, and
 // waits until every server and Sentinel serves it: the kubelet updates the
 // volume, the agent reloads redis-server and restarts the Sentinel process.
@@ -210,6 +319,13 @@ func tlsRedisClient(addr string, tc *tls.Config) *redis.Client {
 }
 
 func tlsDialer(tc *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return tlsDialerAs(tc, "")
+}
+
+// tlsDialerAs verifies every server under serverName ("": the dialed
+// host): cluster clients are redirected to node IPs, which the wildcard
+// DNS SAN does not cover.
+func tlsDialerAs(tc *tls.Config, serverName string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := cluster.DialContext(ctx, network, addr)
 		if err != nil {
@@ -218,6 +334,9 @@ func tlsDialer(tc *tls.Config) func(ctx context.Context, network, addr string) (
 		host, _, _ := net.SplitHostPort(addr)
 		cfg := tc.Clone()
 		cfg.ServerName = host
+		if serverName != "" {
+			cfg.ServerName = serverName
+		}
 		tlsConn := tls.Client(c, cfg)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			c.Close()
