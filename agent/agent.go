@@ -82,6 +82,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		TLS:      tlsFiles,
 		Clock:    clock.RealClock{},
 	}
+	tlsFiles.Observe(deps.Metrics)
 	var mode Mode
 	switch cfg.Mode {
 	case ModeSentinel:

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -239,6 +240,18 @@ type TLSFiles struct {
 	mu      sync.RWMutex
 	m       *tlsMaterial
 	changed chan struct{}
+	metrics *metrics.Metrics // nil: none
+}
+
+// Observe exports the certificate's expiry and refused re-reads to m.
+func (t *TLSFiles) Observe(m *metrics.Metrics) {
+	if t == nil || m == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.metrics = m
+	m.TLSCertNotAfter.Set(float64(t.m.cert.Leaf.NotAfter.Unix()))
 }
 
 // NewTLSFiles reads and checks the files once; nil when TLS is off. names
@@ -278,14 +291,22 @@ func (t *TLSFiles) Run(ctx context.Context, log zerolog.Logger, clk clock.WithTi
 
 func (t *TLSFiles) reload(log zerolog.Logger) {
 	m, err := loadTLS(t.s, t.names, t.clk.Now())
+	t.mu.Lock()
+	mx := t.metrics
 	if err != nil {
+		t.mu.Unlock()
 		log.Error().Err(err).Msg("keeping the previous TLS files")
+		if mx != nil {
+			mx.TLSFilesRefused.Inc()
+		}
 		return
 	}
-	t.mu.Lock()
 	same := m.sum == t.m.sum
 	t.m = m
 	t.mu.Unlock()
+	if mx != nil {
+		mx.TLSCertNotAfter.Set(float64(m.cert.Leaf.NotAfter.Unix()))
+	}
 	if same {
 		return
 	}

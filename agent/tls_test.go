@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
@@ -221,4 +223,46 @@ func mustLeaf(t *testing.T, certPEM []byte) *x509.Certificate {
 func loadTLSLeaf(certPEM []byte) (*x509.Certificate, error) {
 	b, _ := pem.Decode(certPEM)
 	return x509.ParseCertificate(b.Bytes)
+}
+
+// TestTLSFilesRefusesBadRenewal: changed files that fail the checks are
+// refused and counted, and the previous certificate stays in use; good
+// ones replace it and move the expiry gauge.
+func TestTLSFilesRefusesBadRenewal(t *testing.T) {
+	ca := proctest.NewCA(t, "test-ca")
+	l := proctest.Leaf{CommonName: "redis", DNS: []string{testFQDN}}
+	s := settings(ca.WriteSecret(t, t.TempDir(), l))
+	files, err := NewTLSFiles(s, []string{testFQDN}, clocktesting.NewFakeClock(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New("test", ModeSentinel)
+	files.Observe(m)
+	first := files.current().cert.Leaf
+	if got := testutil.ToFloat64(m.TLSCertNotAfter); got != float64(first.NotAfter.Unix()) {
+		t.Errorf("expiry gauge %v, want %d", got, first.NotAfter.Unix())
+	}
+	_, otherKey := ca.Issue(t, l)
+	writeFile(t, s.KeyFile, otherKey)
+	files.reload(zerolog.Nop())
+	if files.current().cert.Leaf != first || testutil.ToFloat64(m.TLSFilesRefused) != 1 {
+		t.Fatalf("a mismatched key was not refused (refused %v)", testutil.ToFloat64(m.TLSFilesRefused))
+	}
+	l.NotAfter = time.Now().Add(48 * time.Hour)
+	c, k := ca.Issue(t, l)
+	writeFile(t, s.CertFile, c)
+	writeFile(t, s.KeyFile, k)
+	files.reload(zerolog.Nop())
+	got := files.current().cert.Leaf
+	if got.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatal("a good renewal was not taken")
+	}
+	if v := testutil.ToFloat64(m.TLSCertNotAfter); v != float64(got.NotAfter.Unix()) {
+		t.Errorf("expiry gauge %v after renewal, want %d", v, got.NotAfter.Unix())
+	}
+	select {
+	case <-files.Changed():
+	default:
+		t.Error("no change reported after a good renewal")
+	}
 }
