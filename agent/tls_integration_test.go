@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
 // TestSentinelTLS runs a three-pod StatefulSet with TLS on and plaintext
@@ -213,4 +214,50 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestTLSMigrationPorts: with --plaintext-port and
+// --sentinel-plaintext-port, redis-server and redis-sentinel loaded from
+// what init writes serve TLS on their ports and plaintext on the
+// migration's; without them plaintext is closed (TestSentinelTLS).
+func TestTLSMigrationPorts(t *testing.T) {
+	proctest.NeedPrograms(t, "redis-server", "redis-sentinel")
+	const ip = "127.0.39.10"
+	ca := proctest.NewCA(t, "migration CA")
+	dir := t.TempDir()
+	cert, key, caFile := ca.WriteSecret(t, filepath.Join(dir, "tls"), proctest.Leaf{CommonName: "redis-0", IPs: []string{ip}})
+	cfg := Config{
+		Identity: Identity{PodName: "redis-0", Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
+		Mode:     ModeSentinel, RedisPort: 6379, SentinelPort: 26379, MasterName: "mymaster",
+		DownAfter: time.Second, FailoverTimeout: 10 * time.Second, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		TLS: TLSSettings{CertFile: cert, KeyFile: key, CAFile: caFile, AuthClients: "optional", PlaintextPort: 6380, SentinelPlaintextPort: 26380},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := redisInclude(cfg, ip, ip, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incPath, confPath := filepath.Join(dir, "redis-ha.conf"), filepath.Join(dir, "redis.conf")
+	writeFile(t, incPath, inc)
+	writeFile(t, confPath, []byte(fmt.Sprintf("bind %s\nport 6379\nprotected-mode no\ndir %s\nsave \"\"\ninclude %s\n", ip, dir, incPath)))
+	proctest.Start(t, filepath.Join(dir, "redis.log"), "redis-server", confPath)
+	sen, _, err := sentinelFile(nil, sentinelconf.Params{MasterName: "mymaster", Quorum: 1, DownAfter: time.Second, FailoverTimeout: 10 * time.Second, ParallelSyncs: 1,
+		MyID: sentinelconf.MyID("default", "redis-0"), AnnounceHost: ip, Port: 26379, TLS: cfg.TLS.SentinelParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	senPath := filepath.Join(dir, "sentinel.conf")
+	writeFile(t, senPath, sen)
+	proctest.Start(t, filepath.Join(dir, "sentinel.log"), "redis-sentinel", senPath, "--bind", ip)
+	// TLS with no client certificate: tls-auth-clients optional.
+	serverOnly := ca.ClientTLS(t)
+	serverOnly.Certificates = nil
+	for _, port := range []int{6379, 26379} {
+		proctest.WaitPingTLS(t, fmt.Sprintf("%s:%d", ip, port), "", serverOnly, 10*time.Second)
+	}
+	for _, port := range []int{6380, 26380} {
+		proctest.WaitPing(t, fmt.Sprintf("%s:%d", ip, port), "", 10*time.Second)
+	}
 }
