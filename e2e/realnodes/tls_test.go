@@ -38,7 +38,9 @@ func TestSentinelTLS(t *testing.T) {
 	defer cancel()
 	ns := newNamespace(t, ctx, "tls")
 	ca := newTestCA(t)
-	sans := []string{"*.redis-headless." + ns + ".svc.cluster.local"}
+	// The SANs README recommends: the pods' wildcard, and the Services
+	// clients reach over TLS with host name checks.
+	sans := []string{"*.redis-headless." + ns + ".svc.cluster.local", "redis-master." + ns + ".svc.cluster.local", "redis-sentinel." + ns + ".svc.cluster.local"}
 	secret := ca.secret(t, sans)
 	if _, err := cluster.Clientset.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -75,6 +77,8 @@ func TestSentinelTLS(t *testing.T) {
 		}
 		checkRolesTLS(t, ctx, ns, pods, master, tc)
 	})
+
+	t.Run("Services", func(t *testing.T) { testTLSServices(t, ctx, ns, tc) })
 
 	mc := tlsRedisClient(podFQDN(master, ns), tc)
 	defer mc.Close()
@@ -225,6 +229,28 @@ func waitClusterTLS(t *testing.T, ctx context.Context, addrs []string, tc *tls.C
 	})
 	if err != nil {
 		t.Fatalf("cluster not healthy over TLS from every node: %v (last: %s)", err, last)
+	}
+}
+
+// testTLSServices: a plain client through redis-master and a
+// Sentinel-aware client through redis-sentinel, both over TLS with the
+// server's name checked, reach the master.
+func testTLSServices(t *testing.T, ctx context.Context, ns string, tc *tls.Config) {
+	c := tlsRedisClient("redis-master."+ns+".svc.cluster.local:6379", tc)
+	defer c.Close()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Set(ctx, "via-master-service", "1", 0).Err() == nil, nil
+	})
+	if err != nil {
+		t.Errorf("no write through redis-master over TLS within 30s: %v (last: %v)", err, c.Set(ctx, "via-master-service", "1", 0).Err())
+	}
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: "mymaster", SentinelAddrs: []string{"redis-sentinel." + ns + ".svc.cluster.local:26379"},
+		Dialer: tlsDialer(tc), Protocol: 2, DisableIdentity: true, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+	})
+	defer fc.Close()
+	if err := fc.Set(ctx, "via-sentinel", "1", 0).Err(); err != nil {
+		t.Errorf("write through a Sentinel-aware client (redis-sentinel Service) over TLS: %v", err)
 	}
 }
 
