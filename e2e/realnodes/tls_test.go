@@ -183,12 +183,30 @@ func TestClusterTLS(t *testing.T) {
 			break
 		}
 	}
+	old, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deleted := time.Now()
 	if err := cluster.DeletePod(ctx, ns, master); err != nil {
 		t.Fatal(err)
 	}
+	// The replacement pod (a new UID) Ready, then every node healthy.
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
+		return err == nil && p.UID != old.UID && p.DeletionTimestamp == nil && podReadyCond(p), nil
+	})
+	if err != nil {
+		t.Fatalf("%s not replaced and Ready within 4 minutes: %v", master, err)
+	}
 	waitClusterTLS(t, ctx, addrs, tc)
-	t.Logf("master pod %s deleted; cluster_state ok from all 6 nodes again %.1fs later", master, time.Since(deleted).Seconds())
+	t.Logf("master pod %s deleted; replaced and cluster_state ok from all 6 nodes %.1fs later", master, time.Since(deleted).Seconds())
+	rc := tlsRedisClient(fmt.Sprintf("%s.redis-cluster-headless.%s.svc.cluster.local:6379", master, ns), tc)
+	role, _ := rc.Do(ctx, "ROLE").Slice()
+	rc.Close()
+	if len(role) == 0 || role[0] != "slave" {
+		t.Errorf("replaced %s has role %v, want a replica: its preStop CLUSTER FAILOVER (over TLS) hands its slots to its replica", master, role)
+	}
 	missing := 0
 	for i := 0; i < 200; i++ {
 		if v, err := cc.Get(ctx, fmt.Sprintf("k%d", i)).Int(); err != nil || v != i {
