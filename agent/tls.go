@@ -332,14 +332,15 @@ func (t *TLSFiles) clientConfig(serverName string) *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		ServerName: serverName,
 		RootCAs:    m.pool,
-		// Always this certificate: Redis sends no list of acceptable CAs.
+		// Always this certificate, whatever CA names the server lists:
+		// the pod has this one only.
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &m.cert, nil },
 	}
 }
 
 // handshake runs the TLS client handshake on c, naming what was verified
 // in the error. It never falls back to plaintext.
-func (t *TLSFiles) handshake(ctx context.Context, c net.Conn, addr, serverName string) (*tls.Conn, error) {
+func (t *TLSFiles) handshake(ctx context.Context, c net.Conn, addr, serverName string) (net.Conn, error) {
 	tc := tls.Client(c, t.clientConfig(serverName))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
