@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -180,6 +181,15 @@ func TestTLSFilesRenewal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = files.Run(ctx, zerolog.Nop(), clk, time.Hour) }()
+	// The periodic re-read's ticker is made after the directory watch is
+	// added: once the fake clock has it, fsnotify sees the swaps below
+	// (the clock never moves, so only fsnotify can report them).
+	proctest.Eventually(t, 5*time.Second, func() error {
+		if !clk.HasWaiters() {
+			return errors.New("no ticker yet")
+		}
+		return nil
+	}, "the watcher started")
 	serial := func() string { return files.current().cert.Leaf.SerialNumber.String() }
 	first := serial()
 
