@@ -62,6 +62,10 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tlsFiles, err := NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{})
+	if err != nil {
+		return err
+	}
 	kube, election, err := kubeapi.NewClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version)
 	if err != nil {
 		return err
@@ -75,8 +79,10 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Events:   rec,
 		Metrics:  metrics.New(cfg.Version, cfg.Mode),
 		Password: pw,
+		TLS:      tlsFiles,
 		Clock:    clock.RealClock{},
 	}
+	tlsFiles.Observe(deps.Metrics)
 	var mode Mode
 	switch cfg.Mode {
 	case ModeSentinel:
@@ -93,6 +99,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return pw.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
+	g.Go(func() error { return tlsFiles.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return mode.Run(ctx) })
 	return g.Wait()
 }

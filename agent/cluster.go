@@ -38,9 +38,12 @@ type clusterEnv struct {
 	// PasswordChanged receives after the password file changed; nil for
 	// never.
 	PasswordChanged <-chan struct{}
-	Event           func(eventType, reason, note string)
-	Metrics         *metrics.Metrics // may be nil
-	Clock           clock.WithTicker
+	// TLS is the certificate material of the agent's connections; nil is
+	// plaintext. Its Changed makes redis-server reload renewed files.
+	TLS     *TLSFiles
+	Event   func(eventType, reason, note string)
+	Metrics *metrics.Metrics // may be nil
+	Clock   clock.WithTicker
 	// FastInterval is the pass interval while the cluster is not settled.
 	FastInterval time.Duration
 	// Dial returns the client of one redis-server; nil means go-redis.
@@ -106,7 +109,7 @@ func newClusterModeWith(cfg Config, env clusterEnv) *clusterMode {
 		env.FastInterval = time.Second
 	}
 	log := env.Log.With().Str("component", "cluster").Logger()
-	return &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password),
+	return &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
 		status: clusterStatus{Mode: ModeCluster, Pod: cfg.PodName, Role: "unknown"}}
 }
 
@@ -117,7 +120,10 @@ func (m *clusterMode) dial(ip string, port int) clusterNodeAPI {
 	return m.conns.get(ip, port)
 }
 
-func (m *clusterMode) local() clusterNodeAPI { return m.dial(m.cfg.PodIP, m.cfg.RedisPort) }
+func (m *clusterMode) local() clusterNodeAPI {
+	m.conns.name(m.cfg.PodIP, m.cfg.PodFQDN(m.cfg.Ordinal()))
+	return m.dial(m.cfg.PodIP, m.cfg.RedisPort)
+}
 
 func (m *clusterMode) peer(ctx context.Context, ordinal int) (clusterNodeAPI, string, error) {
 	if ordinal == m.cfg.Ordinal() {
@@ -127,6 +133,7 @@ func (m *clusterMode) peer(ctx context.Context, ordinal int) (clusterNodeAPI, st
 	if err != nil {
 		return nil, "", err
 	}
+	m.conns.name(ip, m.cfg.PodFQDN(ordinal))
 	return m.dial(ip, m.cfg.RedisPort), ip, nil
 }
 
@@ -152,6 +159,8 @@ func (m *clusterMode) Run(ctx context.Context) error {
 				return nil
 			case <-m.env.PasswordChanged:
 				m.applyPassword(ctx)
+			case <-m.env.TLS.Changed():
+				m.applyTLS(ctx)
 			}
 		}
 	})
@@ -384,4 +393,16 @@ func (m *clusterMode) applyPassword(ctx context.Context) {
 	}
 	m.log.Info().Msg("rotated password applied to redis-server (masterauth, requirepass)")
 	m.env.Event("Normal", "PasswordApplied", "rotated password applied to redis-server with CONFIG SET masterauth and requirepass")
+}
+
+// applyTLS makes redis-server reload renewed TLS files: any CONFIG SET of a
+// tls-* parameter rebuilds its TLS context (client, replication and the
+// cluster bus) from the files, keeping open connections.
+func (m *clusterMode) applyTLS(ctx context.Context) {
+	if err := m.local().ConfigSet(ctx, "tls-cert-file", m.cfg.TLS.CertFile); err != nil {
+		m.log.Error().Err(err).Msg("TLS files renewed but CONFIG SET tls-cert-file failed; redis-server serves the previous certificate until the next change or a restart")
+		m.env.Event("Warning", "TLSReloadFailed", fmt.Sprintf("CONFIG SET tls-cert-file failed: %v", err))
+		return
+	}
+	m.env.Event("Normal", "TLSReloaded", "redis-server reloaded the renewed TLS files")
 }

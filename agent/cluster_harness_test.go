@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
@@ -68,6 +70,23 @@ type testCluster struct {
 	pods     map[int]*testPod
 	mu       sync.Mutex
 	events   []string
+	// tls, when set by useTLS, is the settings every pod gets: one
+	// certificate for the headless Service wildcard, shared by all pods as
+	// a cert-manager Certificate would be; clientTLS is the test clients'.
+	tls       TLSSettings
+	clientTLS *tls.Config
+	ca        *proctest.CA
+}
+
+// useTLS switches the pods started from now on to TLS only.
+func (c *testCluster) useTLS() {
+	ca := proctest.NewCA(c.t, "cluster test CA")
+	c.ca = ca
+	cert, key, caFile := ca.WriteSecret(c.t, c.t.TempDir(), proctest.Leaf{CommonName: "redis", DNS: []string{"*.redis-headless.itest.svc.cluster.local"}})
+	c.tls = TLSSettings{CertFile: cert, KeyFile: key, CAFile: caFile, AuthClients: "yes"}
+	c.clientTLS = ca.ClientTLS(c.t)
+	// The test dials IPs; the wildcard holds names only.
+	c.clientTLS.ServerName = "redis-0.redis-headless.itest.svc.cluster.local"
 }
 
 func newTestCluster(t *testing.T, subnet int, scaleOut string) *testCluster {
@@ -88,6 +107,7 @@ func (c *testCluster) cfg(ordinal int) Config {
 		Mode: ModeCluster, RedisPort: testRedisPort, ResyncInterval: time.Second, ClusterReplicas: 1, ScaleOutAs: c.scaleOut,
 		InitTimeout: 5 * time.Second, SentinelPort: 26379, DownAfter: time.Second,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		TLS: c.tls,
 	}
 }
 
@@ -130,7 +150,7 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 		t.Fatal(err)
 	}
 	p.proc = proctest.Start(t, filepath.Join(p.dir, "redis.log"), "redis-server", confPath)
-	proctest.WaitPing(t, fmt.Sprintf("%s:%d", p.ip, testRedisPort), c.pw(), 10*time.Second)
+	proctest.WaitPingTLS(t, fmt.Sprintf("%s:%d", p.ip, testRedisPort), c.pw(), c.clientTLS, 10*time.Second)
 	return p
 }
 
@@ -139,7 +159,12 @@ func (c *testCluster) startAgent(ordinal int) *testPod {
 	p := c.pods[ordinal]
 	cfg := p.cfg
 	c.pwChange[ordinal] = make(chan struct{}, 1)
+	files, err := NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(ordinal)}, clock.RealClock{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	env := clusterEnv{
+		TLS:             files,
 		Password:        c.pw,
 		PasswordChanged: c.pwChange[ordinal],
 		Log:             zerolog.New(zerolog.NewTestWriter(c.t)).Level(zerolog.WarnLevel).With().Int("agent", ordinal).Logger(),
@@ -154,6 +179,8 @@ func (c *testCluster) startAgent(ordinal int) *testPod {
 	p.stop, p.done = cancel, make(chan struct{})
 	go func() {
 		defer close(p.done)
+		// The file watcher, as agent.Run runs it beside the mode.
+		go func() { _ = files.Run(ctx, env.Log, clock.RealClock{}, time.Second) }()
 		_ = p.mode.Run(ctx)
 	}()
 	c.t.Cleanup(func() { c.stopAgent(p) })
@@ -202,7 +229,7 @@ func (c *testCluster) rotate(pw string) {
 
 func (c *testCluster) client(ordinal int) *redis.Client {
 	cl := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", c.ipOf(ordinal), testRedisPort), Protocol: 2, DisableIdentity: true,
-		CredentialsProvider: func() (string, string) { return "", c.pw() }})
+		CredentialsProvider: func() (string, string) { return "", c.pw() }, TLSConfig: c.clientTLS})
 	c.t.Cleanup(func() { cl.Close() })
 	return cl
 }
@@ -214,7 +241,7 @@ func (c *testCluster) clusterClient() *redis.ClusterClient {
 	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true,
 		CredentialsProvider: func() (string, string) { return "", c.pw() },
-		MaxRedirects:        16, ReadTimeout: time.Second, WriteTimeout: time.Second, DialTimeout: time.Second})
+		MaxRedirects:        16, ReadTimeout: time.Second, WriteTimeout: time.Second, DialTimeout: time.Second, TLSConfig: c.clientTLS})
 	c.t.Cleanup(func() { cc.Close() })
 	return cc
 }

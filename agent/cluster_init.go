@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
@@ -27,6 +28,11 @@ func initCluster(ctx context.Context, cfg Config, log zerolog.Logger, env InitEn
 	log = log.With().Str("component", "cluster-init").Logger()
 	pw, err := ReadPasswordFile(cfg.PasswordFile)
 	if err != nil {
+		return err
+	}
+	// Checked here, so bad files stop the pod before redis-server starts
+	// with them.
+	if _, err := NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{}); err != nil {
 		return err
 	}
 	written, err := writeClusterInclude(cfg, pw)
@@ -111,6 +117,9 @@ func clusterInclude(cfg Config, password string) []byte {
 	b.WriteString("cluster-preferred-endpoint-type ip\n")
 	if password != "" {
 		fmt.Fprintf(&b, "requirepass %s\nmasterauth %s\n", quoteConf(password), quoteConf(password))
+	}
+	if cfg.TLS.Enabled() {
+		b.WriteString(strings.Join(cfg.TLS.redisLines(cfg.RedisPort, true), "\n") + "\n")
 	}
 	return []byte(b.String())
 }

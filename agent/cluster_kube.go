@@ -46,6 +46,7 @@ func newClusterMode(cfg Config, deps Deps) (Mode, error) {
 		Password: func() string { return "" },
 		Metrics:  deps.Metrics,
 		Clock:    deps.Clock,
+		TLS:      deps.TLS,
 	}
 	if deps.Password != nil {
 		env.Password, env.PasswordChanged = deps.Password.Get, deps.Password.Changed()

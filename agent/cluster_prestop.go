@@ -62,6 +62,7 @@ func (m *clusterMode) PreStop(ctx context.Context) error {
 			return nil
 		}
 	}
+	m.conns.name(best.IP, best.Hostname)
 	target := m.dial(best.IP, best.Port)
 	note := fmt.Sprintf("preStop: CLUSTER FAILOVER to replica %s (%s) for slots %s", best.ID, best.addr(), rangesString(me.Slots))
 	m.log.Info().Str("replica", best.ID).Str("addr", best.addr()).Msg(note)

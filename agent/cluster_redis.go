@@ -189,11 +189,37 @@ func (n *goClusterNode) Migrate(ctx context.Context, ip string, port int, keysBy
 type clusterConns struct {
 	mu       sync.Mutex
 	password func() string
+	tls      *TLSFiles // nil: plaintext
 	byAddr   map[string]*goClusterNode
+	// names maps a node's IP to the name its certificate is checked
+	// against (the pod FQDN), learnt before dialing it.
+	names map[string]string
 }
 
-func newClusterConns(password func() string) *clusterConns {
-	return &clusterConns{password: password, byAddr: map[string]*goClusterNode{}}
+func newClusterConns(password func() string, tlsFiles *TLSFiles) *clusterConns {
+	return &clusterConns{password: password, tls: tlsFiles, byAddr: map[string]*goClusterNode{}, names: map[string]string{}}
+}
+
+// name records the pod FQDN of ip: nodes are dialed at their IP (Redis
+// 7.0 gossips IPs) and verified under the name their certificate holds.
+func (c *clusterConns) name(ip, fqdn string) {
+	if fqdn == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names[ip] = fqdn
+}
+
+// serverName is the recorded name of ip, else ip itself (which then
+// verifies only against a certificate with that IP SAN).
+func (c *clusterConns) serverName(ip string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.names[ip]; ok {
+		return n
+	}
+	return ip
 }
 
 func (c *clusterConns) get(ip string, port int) clusterNodeAPI {
@@ -202,7 +228,9 @@ func (c *clusterConns) get(ip string, port int) clusterNodeAPI {
 	defer c.mu.Unlock()
 	n, ok := c.byAddr[addr]
 	if !ok {
-		n = &goClusterNode{c: redis.NewClient(clusterOptions(addr, c.password))}
+		o := clusterOptions(addr, c.password)
+		o.Dialer = redisDial{timeout: o.DialTimeout, tls: c.tls, serverName: c.serverName}.dialer()
+		n = &goClusterNode{c: redis.NewClient(o)}
 		c.byAddr[addr] = n
 	}
 	return n

@@ -41,6 +41,8 @@ type Config struct {
 	SentinelPort int    `name:"sentinel-port" env:"REDIS_HA_SENTINEL_PORT" default:"26379" help:"Port redis-sentinel listens on (sentinel mode)."`
 	PasswordFile string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
 
+	TLS TLSSettings `embed:""`
+
 	DataDir          string `name:"data-dir" env:"REDIS_HA_DATA_DIR" default:"/data" help:"Redis data directory (the PVC)."`
 	RedisConfInclude string `name:"redis-conf-include" env:"REDIS_HA_REDIS_CONF_INCLUDE" default:"/data/conf/redis-ha.conf" help:"redis.conf include the agent writes (replicaof, announce, auth); include it from your redis.conf."`
 	SentinelConf     string `name:"sentinel-conf" env:"REDIS_HA_SENTINEL_CONF" default:"/data/conf/sentinel.conf" help:"sentinel.conf the agent renders and merges; must be writable by redis-sentinel."`
@@ -135,6 +137,9 @@ func (c *Config) Validate() error {
 		if p <= 0 || p > 65535 {
 			return fmt.Errorf("%s %d is not a TCP port", name, p)
 		}
+	}
+	if err := c.TLS.validate(c.RedisPort, c.SentinelPort); err != nil {
+		return err
 	}
 	if c.Mode == ModeCluster && c.ClusterReplicas < 0 {
 		return fmt.Errorf("--cluster-replicas (REDIS_HA_CLUSTER_REPLICAS) %d is negative", c.ClusterReplicas)

@@ -29,5 +29,6 @@ type Deps struct {
 	Events   events.EventRecorder // Events on this pod for every decision
 	Metrics  *metrics.Metrics
 	Password *Password
+	TLS      *TLSFiles // nil: plaintext
 	Clock    clock.WithTicker
 }

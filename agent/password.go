@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 )
@@ -72,27 +70,7 @@ func (p *Password) Run(ctx context.Context, log zerolog.Logger, clk clock.WithTi
 		return nil
 	}
 	log = log.With().Str("component", "password").Str("file", p.path).Logger()
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch password file: %w", err)
-	}
-	defer w.Close()
-	if err := w.Add(filepath.Dir(p.path)); err != nil {
-		return fmt.Errorf("watch directory of --password-file %s: %w", p.path, err)
-	}
-	t := clk.NewTicker(resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-w.Errors:
-			log.Warn().Err(err).Msg("file watch error; the periodic re-read still applies changes")
-		case <-w.Events:
-		case <-t.C():
-		}
-		p.reload(log)
-	}
+	return watchFiles(ctx, log, clk, resync, "--password-file", []string{p.path}, func() { p.reload(log) })
 }
 
 func (p *Password) reload(log zerolog.Logger) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,30 +20,74 @@ import (
 // its peers failed with NXDOMAIN during its preStop switchover).
 type podIPLookup func(ctx context.Context, host string) (string, bool)
 
-// redisOptionsVia are the client settings for the agent's own short calls:
-// one small pool, short timeouts, no retries (the next pass retries), RESP2
-// so a loading server still answers AUTH, no CLIENT SETINFO (Redis 7.0 lacks
-// it). The password is read at each connect, so a rotated Secret applies to
-// new connections without rebuilding the client.
-func redisOptionsVia(addr string, password func() string, timeout time.Duration, fallback podIPLookup) *redis.Options {
-	o := redisOptions0(addr, password, timeout)
-	if fallback != nil {
-		d := &net.Dialer{Timeout: timeout}
-		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			var dnsErr *net.DNSError
-			if err == nil || !errors.As(err, &dnsErr) {
-				return c, err
-			}
-			host, port, _ := net.SplitHostPort(addr)
-			ip, ok := fallback(ctx, host)
-			if !ok {
-				return nil, err
-			}
-			return d.DialContext(ctx, network, net.JoinHostPort(ip, port))
-		}
-	}
+// redisDial is how the agent reaches redis-servers and Sentinels: its own
+// short calls with one small pool, short timeouts, no retries (the next
+// pass retries), RESP2 so a loading server still answers AUTH, no CLIENT
+// SETINFO (Redis 7.0 lacks it). The password is read at each connect, and
+// so are the TLS files, so a rotated Secret applies to new connections
+// without rebuilding the client.
+type redisDial struct {
+	password func() string
+	timeout  time.Duration
+	// fallback finds a pod's IP from the API when its DNS name does not
+	// resolve; nil is DNS only.
+	fallback podIPLookup
+	// tls nil is plaintext; otherwise every connection is TLS, verified
+	// against the CA, and never falls back to plaintext.
+	tls *TLSFiles
+	// serverName is the name a server's certificate must hold when dialed
+	// at host; nil is host itself.
+	serverName func(host string) string
+}
+
+func (d redisDial) options(addr string) *redis.Options {
+	o := redisOptions0(addr, d.password, d.timeout)
+	o.Dialer = d.dialer()
 	return o
+}
+
+// dialer is the go-redis Dialer: TCP (with the API fallback), then TLS;
+// nil, go-redis's own, when neither is needed.
+func (d redisDial) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.fallback == nil && d.tls == nil {
+		return nil
+	}
+	nd := &net.Dialer{Timeout: d.timeout}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.dialTCP(ctx, nd, network, addr)
+		if err != nil || d.tls == nil {
+			return c, err
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		name := host
+		if d.serverName != nil {
+			name = d.serverName(host)
+		}
+		return d.tls.handshake(ctx, c, addr, name)
+	}
+}
+
+// dialTCP dials addr, and on a DNS error the pod's IP from the API.
+func (d redisDial) dialTCP(ctx context.Context, nd *net.Dialer, network, addr string) (net.Conn, error) {
+	c, err := nd.DialContext(ctx, network, addr)
+	var dnsErr *net.DNSError
+	if err == nil || d.fallback == nil || !errors.As(err, &dnsErr) {
+		return c, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ip, ok := d.fallback(ctx, host)
+	if !ok {
+		return nil, err
+	}
+	return nd.DialContext(ctx, network, net.JoinHostPort(ip, port))
+}
+
+func (d redisDial) redis(host string, port int) *goRedisNode {
+	return &goRedisNode{c: redis.NewClient(d.options(net.JoinHostPort(host, strconv.Itoa(port))))}
+}
+
+func (d redisDial) sentinel(host string, port int) *goSentinelNode {
+	return &goSentinelNode{c: redis.NewSentinelClient(d.options(net.JoinHostPort(host, strconv.Itoa(port))))}
 }
 
 func redisOptions0(addr string, password func() string, timeout time.Duration) *redis.Options {
@@ -65,12 +111,9 @@ type goRedisNode struct{ c *redis.Client }
 
 var _ redisNode = (*goRedisNode)(nil)
 
+// newRedisNode is a plaintext client with no API fallback.
 func newRedisNode(host string, port int, password func() string, timeout time.Duration) *goRedisNode {
-	return newRedisNodeVia(host, port, password, timeout, nil)
-}
-
-func newRedisNodeVia(host string, port int, password func() string, timeout time.Duration, fallback podIPLookup) *goRedisNode {
-	return &goRedisNode{c: redis.NewClient(redisOptionsVia(net.JoinHostPort(host, strconv.Itoa(port)), password, timeout, fallback))}
+	return redisDial{password: password, timeout: timeout}.redis(host, port)
 }
 
 func (n *goRedisNode) addr() string { return n.c.Options().Addr }
@@ -145,12 +188,9 @@ type goSentinelNode struct{ c *redis.SentinelClient }
 
 var _ sentinelNode = (*goSentinelNode)(nil)
 
+// newSentinelNode is a plaintext client with no API fallback.
 func newSentinelNode(host string, port int, password func() string, timeout time.Duration) *goSentinelNode {
-	return newSentinelNodeVia(host, port, password, timeout, nil)
-}
-
-func newSentinelNodeVia(host string, port int, password func() string, timeout time.Duration, fallback podIPLookup) *goSentinelNode {
-	return &goSentinelNode{c: redis.NewSentinelClient(redisOptionsVia(net.JoinHostPort(host, strconv.Itoa(port)), password, timeout, fallback))}
+	return redisDial{password: password, timeout: timeout}.sentinel(host, port)
 }
 
 func (n *goSentinelNode) addr() string { return n.c.String() }
@@ -249,6 +289,26 @@ func (n *goSentinelNode) SwitchMaster(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+func (n *goSentinelNode) FailingOver(ctx context.Context, name string) (bool, error) {
+	m, err := n.c.Master(ctx, name).Result()
+	if err != nil {
+		return false, fmt.Errorf("SENTINEL MASTER %s on %s: %w", name, n.addr(), err)
+	}
+	return strings.Contains(m["flags"], "failover_in_progress"), nil
+}
+
+func (n *goSentinelNode) Shutdown(ctx context.Context) error {
+	err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SHUTDOWN"))
+	// Success closes the connection; an answer means Sentinel refused.
+	if err == nil {
+		return fmt.Errorf("SHUTDOWN on %s: Sentinel answered instead of exiting", n.addr())
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return nil
+	}
+	return fmt.Errorf("SHUTDOWN on %s: %w", n.addr(), err)
 }
 
 func (n *goSentinelNode) Close() error { return n.c.Close() }

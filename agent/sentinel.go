@@ -116,7 +116,7 @@ func newSentinelMode(cfg Config, deps Deps) (Mode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr (REDIS_HA_HTTP_ADDR) %q is not host:port: %w", cfg.HTTPAddr, err)
 	}
-	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Password.Get, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
+	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Password.Get, deps.TLS, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
 	m.peerStatus = httpPeerStatus(m.peers, port)
 	m.peerPods = func(ctx context.Context) (map[int]peerPod, error) { return readPeerPods(ctx, deps.Kube, cfg, pods) }
 	return m, nil

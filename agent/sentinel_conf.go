@@ -40,6 +40,9 @@ func redisInclude(cfg Config, pods int, self string, masterHost string, password
 	if password != "" {
 		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
 	}
+	if cfg.TLS.Enabled() {
+		b.WriteString(strings.Join(cfg.TLS.redisLines(cfg.RedisPort, false), "\n") + "\n")
+	}
 	return []byte(b.String()), nil
 }
 

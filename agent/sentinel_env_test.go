@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -38,6 +39,13 @@ type sentinelEnv struct {
 	pwFile   string
 	pods     []*envPod
 	log      zerolog.Logger
+	// ca, when set, switched every pod to TLS (newSentinelEnvTLS);
+	// clientTLS is a test client's configuration trusting it.
+	ca        *proctest.CA
+	clientTLS *tls.Config
+	// server and sentinel are the engine's programs: redis-server and
+	// redis-sentinel unless newSentinelEnvTLS was given another engine.
+	server, sentinel string
 }
 
 type envPod struct {
@@ -49,6 +57,7 @@ type envPod struct {
 	mode     *sentinelMode
 	stop     context.CancelFunc
 	done     chan struct{}
+	tls      *TLSFiles // nil: plaintext
 }
 
 const envPods = 3
@@ -89,7 +98,8 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
-	e := &sentinelEnv{t: t, kube: kube, api: api, password: "test-pass-5e1f", pwFile: filepath.Join(base, "password"), block: freeBlock(t)}
+	e := &sentinelEnv{t: t, kube: kube, api: api, password: "test-pass-5e1f", pwFile: filepath.Join(base, "password"), block: freeBlock(t),
+		server: "redis-server", sentinel: "redis-sentinel"}
 	if testing.Verbose() {
 		e.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger()
 	} else {
@@ -189,12 +199,37 @@ func (e *sentinelEnv) rotatePassword(pw string) {
 	e.password = pw
 }
 
+// newSentinelEnvTLS is newSentinelEnv with TLS on: a CA made for the test,
+// and per pod a Secret-like directory (tls.crt, tls.key, ca.crt) whose
+// certificate holds the pod's loopback IP, which stands in for its FQDN.
+func newSentinelEnvTLS(t *testing.T, server, sentinel string) *sentinelEnv {
+	proctest.NeedPrograms(t, server, sentinel)
+	e := newSentinelEnv(t)
+	e.server, e.sentinel = server, sentinel
+	e.ca = proctest.NewCA(t, "redis-ha-agent test CA")
+	e.clientTLS = e.ca.ClientTLS(t)
+	for i, p := range e.pods {
+		cert, key, ca := e.ca.WriteSecret(t, filepath.Join(p.dir, "tls"), proctest.Leaf{CommonName: p.cfg.PodName, IPs: []string{e.addr(i)}})
+		p.cfg.TLS = TLSSettings{CertFile: cert, KeyFile: key, CAFile: ca, AuthClients: "yes"}
+		if err := p.cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		files, err := NewTLSFiles(p.cfg.TLS, []string{e.addr(i)}, clock.RealClock{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.tls = files
+	}
+	return e
+}
+
 func (e *sentinelEnv) peers(self int, pw func() string) sentinelPeers {
 	timeout := time.Second
+	d := redisDial{password: pw, timeout: timeout, tls: e.pods[self].tls}
 	return sentinelPeers{
 		Pods: envPods, Self: self, Addr: e.addr, Timeout: timeout,
-		Redis:    func(h string) redisNode { return newRedisNode(h, 6379, pw, timeout) },
-		Sentinel: func(h string) sentinelNode { return newSentinelNode(h, 26379, pw, timeout) },
+		Redis:    func(h string) redisNode { return d.redis(h, 6379) },
+		Sentinel: func(h string) sentinelNode { return d.sentinel(h, 26379) },
 		Resolve:  func(context.Context, string) error { return nil },
 	}
 }
@@ -229,19 +264,19 @@ func (e *sentinelEnv) writeRedisConf(i int, include bool, extra ...string) strin
 func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
 	p := e.pods[i]
 	conf := e.writeRedisConf(i, include, extra...)
-	p.redis = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
-	pw := ""
+	p.redis = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), e.server, conf)
+	pw, tc := "", (*tls.Config)(nil)
 	if include {
-		pw = e.pw()
+		pw, tc = e.pw(), e.clientTLS
 	}
-	proctest.WaitPing(e.t, e.addr(i)+":6379", pw, 10*time.Second)
+	proctest.WaitPingTLS(e.t, e.addr(i)+":6379", pw, tc, 10*time.Second)
 }
 
 func (e *sentinelEnv) startSentinel(i int) {
 	p := e.pods[i]
-	p.sentinel = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), "redis-sentinel", p.cfg.SentinelConf,
+	p.sentinel = proctest.Start(e.t, filepath.Join(p.dir, fmt.Sprintf("sentinel-%d.log", time.Now().UnixNano())), e.sentinel, p.cfg.SentinelConf,
 		"--bind", e.addr(i), "--protected-mode", "no")
-	proctest.WaitPing(e.t, e.addr(i)+":26379", e.pw(), 10*time.Second)
+	proctest.WaitPingTLS(e.t, e.addr(i)+":26379", e.pw(), e.clientTLS, 10*time.Second)
 }
 
 // startAgent runs pod i's sidecar: the sentinel mode and the shared HTTP
@@ -255,14 +290,15 @@ func (e *sentinelEnv) startAgent(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
-	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", ModeSentinel), Password: pw, Clock: clock.RealClock{}}
+	deps := Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", ModeSentinel), Password: pw, TLS: p.tls, Clock: clock.RealClock{}}
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
 	srv := newHTTPServer(p.cfg, deps, m)
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	go func() { defer wg.Done(); _ = p.tls.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = pw.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = m.Run(ctx) }()
 	go func() { wg.Wait(); stopEvents(); close(p.done) }()
@@ -281,11 +317,11 @@ func (e *sentinelEnv) stopAgent(i int) {
 
 func (e *sentinelEnv) client(i int) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1,
-		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second})
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, TLSConfig: e.clientTLS})
 }
 
 func (e *sentinelEnv) role(i int) replInfo {
-	n := newRedisNode(e.addr(i), 6379, e.pw, 500*time.Millisecond)
+	n := redisDial{password: e.pw, timeout: 500 * time.Millisecond, tls: e.pods[i].tls}.redis(e.addr(i), 6379)
 	defer n.Close()
 	r, _ := n.Replication(context.Background())
 	return r

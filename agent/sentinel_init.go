@@ -44,15 +44,13 @@ func (p sentinelPeers) ordinalOf(host string) int {
 	return -1
 }
 
-func defaultPeers(cfg Config, pods int, password func() string, kube kubeapi.Clients, log zerolog.Logger) sentinelPeers {
+func defaultPeers(cfg Config, pods int, password func() string, tlsFiles *TLSFiles, kube kubeapi.Clients, log zerolog.Logger) sentinelPeers {
 	timeout := time.Second
-	fallback := apiPodIP(cfg, kube, log)
+	d := redisDial{password: password, timeout: timeout, fallback: apiPodIP(cfg, kube, log), tls: tlsFiles, serverName: serverNames(cfg)}
 	return sentinelPeers{
 		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout,
-		Redis: func(h string) redisNode { return newRedisNodeVia(h, cfg.RedisPort, password, timeout, fallback) },
-		Sentinel: func(h string) sentinelNode {
-			return newSentinelNodeVia(h, cfg.SentinelPort, password, timeout, fallback)
-		},
+		Redis:    func(h string) redisNode { return d.redis(h, cfg.RedisPort) },
+		Sentinel: func(h string) sentinelNode { return d.sentinel(h, cfg.SentinelPort) },
 		Resolve: func(ctx context.Context, h string) error {
 			if net.ParseIP(h) != nil {
 				return nil
@@ -60,6 +58,19 @@ func defaultPeers(cfg Config, pods int, password func() string, kube kubeapi.Cli
 			_, err := net.DefaultResolver.LookupHost(ctx, h)
 			return err
 		},
+	}
+}
+
+// serverNames: peers are dialed by their FQDN, which their certificates
+// hold; this pod's own servers are dialed at its pod IP (localHost), and
+// verified under its FQDN, so one headless-Service wildcard SAN covers
+// every connection the agent makes.
+func serverNames(cfg Config) func(host string) string {
+	return func(host string) string {
+		if cfg.PodIP != "" && host == cfg.PodIP {
+			return cfg.PodFQDN(cfg.Ordinal())
+		}
+		return host
 	}
 }
 
@@ -114,6 +125,10 @@ func initSentinel(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tlsFiles, err := NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{})
+	if err != nil {
+		return err
+	}
 	kube, election, err := kubeapi.NewClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version+"/init")
 	if err != nil {
 		return err
@@ -125,7 +140,7 @@ func initSentinel(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	leases := newLeaseStore(election, cfg.Namespace, cfg.LeaseName, cfg.PodName, nil)
 	in := sentinelInit{
 		cfg: cfg, log: log, password: pw,
-		peers:       defaultPeers(cfg, pods, func() string { return pw }, kube, log),
+		peers:       defaultPeers(cfg, pods, func() string { return pw }, tlsFiles, kube, log),
 		leaseHolder: leases.Holder,
 	}
 	return in.run(ctx)
@@ -165,7 +180,7 @@ func (in *sentinelInit) run(ctx context.Context) error {
 		MasterName: in.cfg.MasterName, MasterPort: in.cfg.RedisPort,
 		Quorum: quorumOf(in.cfg, in.peers.Pods), DownAfter: in.cfg.DownAfter, FailoverTimeout: in.cfg.FailoverTimeout, ParallelSyncs: 1,
 		MyID: sentinelconf.MyID(in.cfg.Namespace, in.cfg.PodName), AnnounceHost: self, Port: in.cfg.SentinelPort,
-		Password: in.password,
+		Password: in.password, TLS: in.cfg.TLS.SentinelParams(),
 	}
 	if master >= 0 {
 		p.MasterHost = masterHost

@@ -40,6 +40,11 @@ type sentinelNode interface {
 	// SwitchMaster delivers a value for every +switch-master message until
 	// ctx ends; the channel closes then.
 	SwitchMaster(ctx context.Context) <-chan struct{}
+	// FailingOver: the Sentinel is failing over the master of name.
+	FailingOver(ctx context.Context, name string) (bool, error)
+	// Shutdown stops the Sentinel process (its container restarts it):
+	// the only way to make redis-sentinel load renewed TLS files.
+	Shutdown(ctx context.Context) error
 	Close() error
 }
 

@@ -61,6 +61,7 @@ func (m *sentinelMode) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return m.watchPassword(ctx, poke) })
+	g.Go(func() error { return m.watchTLS(ctx) })
 	g.Go(func() error { return m.loop(ctx, trigger) })
 	return g.Wait()
 }

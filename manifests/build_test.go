@@ -32,6 +32,9 @@ type layout struct {
 	// engine is "valkey" for the builds with components/valkey; "" is
 	// Redis. It names the server and Sentinel programs.
 	engine string
+	// tls: components/tls is on (the Secret redis-tls mounted into the
+	// servers and the agent, the agent's TLS flags set).
+	tls bool
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -45,6 +48,8 @@ func layouts() map[string]layout {
 		"overlays/cluster-6":               {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true},
 		"overlays/sentinel-3-valkey":       {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, engine: "valkey"},
 		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey"},
+		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true},
+		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true},
 		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},

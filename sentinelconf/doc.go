@@ -30,8 +30,10 @@
 // would stop the pod; any other directive is checked only for being a word,
 // because this package does not own it.
 //
-// Merge owns these lines and writes them first, in this order: port,
-// sentinel myid, resolve-hostnames yes, announce-hostnames yes, announce-ip
+// Merge owns these lines and writes them first, in this order: port (with
+// Params.TLS: port, tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file,
+// tls-auth-clients and tls-replication yes, which is what makes Sentinel use
+// TLS towards Redis and the other Sentinels), sentinel myid, resolve-hostnames yes, announce-hostnames yes, announce-ip
 // <pod FQDN>, announce-port, and for Params.MasterName the monitor,
 // down-after-milliseconds, failover-timeout, parallel-syncs and auth-pass.
 // Every other line of the existing file keeps its place, with these

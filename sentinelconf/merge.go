@@ -54,6 +54,12 @@ func Merge(existing []byte, p Params) ([]byte, Changes, error) {
 // lines without a password, leaves out).
 var ownedGlobal = map[string]bool{
 	"port":                        true,
+	"tls-port":                    true,
+	"tls-cert-file":               true,
+	"tls-key-file":                true,
+	"tls-ca-cert-file":            true,
+	"tls-auth-clients":            true,
+	"tls-replication":             true,
 	"requirepass":                 true,
 	"sentinel myid":               true,
 	"sentinel resolve-hostnames":  true,
@@ -273,14 +279,16 @@ func ownedLines(p Params) []string {
 	name := p.MasterName
 	lines := []string{
 		Header,
-		joinArgs("port", strconv.Itoa(p.Port)),
+	}
+	lines = append(lines, portLines(p)...)
+	lines = append(lines,
 		joinArgs("sentinel", "myid", strings.ToLower(p.MyID)),
 		"sentinel resolve-hostnames yes",
 		"sentinel announce-hostnames yes",
 		// Quoted always, as Sentinel writes it, so its rewrite and ours agree.
-		"sentinel announce-ip " + `"` + p.AnnounceHost + `"`,
+		"sentinel announce-ip "+`"`+p.AnnounceHost+`"`,
 		joinArgs("sentinel", "announce-port", strconv.Itoa(p.Port)),
-	}
+	)
 	if p.MasterHost != "" {
 		lines = append(lines,
 			joinArgs("sentinel", "monitor", name, p.MasterHost, strconv.Itoa(p.MasterPort), strconv.Itoa(p.Quorum)),
@@ -296,6 +304,24 @@ func ownedLines(p Params) []string {
 		lines = append(lines, joinArgs("requirepass", p.Password), joinArgs("sentinel", "sentinel-pass", p.Password))
 	}
 	return lines
+}
+
+// portLines: plaintext on Port, or with TLS, TLS on Port and plaintext
+// only on a migration's port. tls-replication yes is what makes Sentinel
+// use TLS towards Redis and other Sentinels.
+func portLines(p Params) []string {
+	if p.TLS == nil {
+		return []string{joinArgs("port", strconv.Itoa(p.Port))}
+	}
+	return []string{
+		joinArgs("port", strconv.Itoa(p.TLS.PlaintextPort)),
+		joinArgs("tls-port", strconv.Itoa(p.Port)),
+		joinArgs("tls-cert-file", p.TLS.CertFile),
+		joinArgs("tls-key-file", p.TLS.KeyFile),
+		joinArgs("tls-ca-cert-file", p.TLS.CAFile),
+		joinArgs("tls-auth-clients", p.TLS.AuthClients),
+		"tls-replication yes",
+	}
 }
 
 func hostKey(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }

@@ -276,6 +276,10 @@ func TestParamsValidate(t *testing.T) {
 		// Measured: Sentinel 7.0.15 rewrites it as auth-pass m ab"cd and
 		// then stops at "Unbalanced quotes"; Valkey 8.1.1 writes
 		// requirepass "ab"cd".
+		"tls ok":                     {change: func(p *Params) { p.TLS = testTLS() }, want: ""},
+		"tls auth-clients":           {change: func(p *Params) { p.TLS = testTLS(); p.TLS.AuthClients = "maybe" }, want: `TLS.AuthClients "maybe": must be yes, optional or no`},
+		"tls plaintext port":         {change: func(p *Params) { p.TLS = testTLS(); p.TLS.PlaintextPort = p.Port }, want: `TLS.PlaintextPort "26390": must be 0 (TLS only) or a TCP port other than Port`},
+		"tls path with space":        {change: func(p *Params) { p.TLS = testTLS(); p.TLS.KeyFile = "/etc/my tls/tls.key" }, want: `TLS.KeyFile "/etc/my tls/tls.key": must be a file path without spaces, quotes or control characters`},
 		"password with quote inside": {change: func(p *Params) { p.Password = `ab"cd` }, want: `Password: contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64`},
 	}
 	for name, tc := range cases {
@@ -295,5 +299,46 @@ func TestParamsValidate(t *testing.T) {
 				t.Errorf("Validate (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func testTLS() *TLS {
+	return &TLS{CertFile: "/etc/redis-ha/tls/tls.crt", KeyFile: "/etc/redis-ha/tls/tls.key", CAFile: "/etc/redis-ha/tls/ca.crt", AuthClients: "yes"}
+}
+
+// TestMergeTLS: with TLS the file serves TLS on Port with plaintext closed
+// (or on a migration's port) and tls-replication yes; switching TLS off
+// drops every tls line, including those Sentinel rewrote with quotes; a
+// second merge changes nothing.
+func TestMergeTLS(t *testing.T) {
+	p := realParams(1)
+	p.TLS = testTLS()
+	out, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nport 0\n", "\ntls-port 26390\n", "\ntls-cert-file /etc/redis-ha/tls/tls.crt\n", "\ntls-key-file /etc/redis-ha/tls/tls.key\n",
+		"\ntls-ca-cert-file /etc/redis-ha/tls/ca.crt\n", "\ntls-auth-clients yes\n", "\ntls-replication yes\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("rendered file lacks %q:\n%s", want, out)
+		}
+	}
+	again, _, err := Merge(out, p)
+	if err != nil || string(again) != string(out) {
+		t.Errorf("second merge changed the file (%v):\n%s", err, again)
+	}
+	p.TLS.PlaintextPort = 26391
+	if mig, _ := Render(p); !strings.Contains(string(mig), "\nport 26391\n") {
+		t.Errorf("migration: want port 26391 beside tls-port:\n%s", mig)
+	}
+	// As Sentinel rewrites it: paths quoted.
+	rewritten := strings.ReplaceAll(string(out), "tls-cert-file /etc/redis-ha/tls/tls.crt", `tls-cert-file "/etc/redis-ha/tls/tls.crt"`)
+	p.TLS = nil
+	plain, _, err := Merge([]byte(rewritten), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), "tls-") || !strings.Contains(string(plain), "\nport 26390\n") {
+		t.Errorf("TLS switched off: want no tls lines and port 26390:\n%s", plain)
 	}
 }

@@ -32,9 +32,23 @@ type Params struct {
 	// clients and present it to each other. Empty means no auth.
 	Password string
 
+	// TLS, when set, makes Sentinel serve TLS on Port (and plaintext only
+	// on TLS.PlaintextPort, if any) and talk TLS to Redis and to the other
+	// Sentinels. nil is plaintext on Port.
+	TLS *TLS
+
 	// Peers are the other pods that exist now. known-sentinel and
 	// known-replica lines for any other host are dropped.
 	Peers []Peer
+}
+
+// TLS is Sentinel's TLS: the files redis-sentinel reads (a Secret volume)
+// and tls-auth-clients. Sentinel uses tls-replication both for its
+// connections to Redis and for the port other Sentinels reach it on.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	AuthClients               string // yes, optional or no
+	PlaintextPort             int    // 0: no plaintext port
 }
 
 // Peer is another pod of the StatefulSet, running a redis-server and a
@@ -115,6 +129,9 @@ func (p Params) Validate() error {
 		// RewriteSafe); cmd's tests pin its text.
 		return bad("Password", "", "contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64")
 	}
+	if err := p.TLS.validate(p.Port); err != nil {
+		return err
+	}
 	for i, peer := range p.Peers {
 		if !isHost(peer.Host) {
 			return bad(fmt.Sprintf("Peers[%d].Host", i), peer.Host, "must be a DNS name or an IP address")
@@ -172,4 +189,27 @@ func isMyID(s string) bool {
 		}
 	}
 	return true
+}
+
+func (t *TLS) validate(port int) error {
+	if t == nil {
+		return nil
+	}
+	bad := func(field, value, problem string) error {
+		return &ParamError{Field: "TLS." + field, Value: value, Problem: problem}
+	}
+	for field, v := range map[string]string{"CertFile": t.CertFile, "KeyFile": t.KeyFile, "CAFile": t.CAFile} {
+		if !RewriteSafe(v) {
+			return bad(field, v, "must be a file path without spaces, quotes or control characters")
+		}
+	}
+	switch t.AuthClients {
+	case "yes", "optional", "no":
+	default:
+		return bad("AuthClients", t.AuthClients, "must be yes, optional or no")
+	}
+	if t.PlaintextPort < 0 || t.PlaintextPort > 65535 || t.PlaintextPort == port {
+		return bad("PlaintextPort", fmt.Sprint(t.PlaintextPort), "must be 0 (TLS only) or a TCP port other than Port")
+	}
+	return nil
 }

@@ -28,6 +28,8 @@ type Metrics struct {
 	ReconcileErrors      prometheus.Counter
 	ClusterState         prometheus.Gauge
 	NodesMet             prometheus.Counter
+	TLSCertNotAfter      prometheus.Gauge
+	TLSFilesRefused      prometheus.Counter
 }
 
 // Roles the Role gauge knows; SetRole zeroes the others.
@@ -52,9 +54,11 @@ func New(version, mode string) *Metrics {
 	m.ReconcileErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "redis_ha_agent_reconcile_errors_total", Help: "Reconcile passes that ended in an error."})
 	m.ClusterState = prometheus.NewGauge(prometheus.GaugeOpts{Name: "redis_ha_agent_cluster_state_ok", Help: "1 while this node reports cluster_state:ok (cluster mode)."})
 	m.NodesMet = prometheus.NewCounter(prometheus.CounterOpts{Name: "redis_ha_agent_cluster_nodes_met_total", Help: "CLUSTER MEETs sent to peers the cluster did not see connected (cluster mode)."})
+	m.TLSCertNotAfter = prometheus.NewGauge(prometheus.GaugeOpts{Name: "redis_ha_agent_tls_cert_not_after_timestamp_seconds", Help: "Expiry (Unix time) of the certificate in use from --tls-cert-file; 0 with TLS off. Alert well before it: a renewal that never came, or one refused (redis_ha_agent_tls_files_refused_total)."})
+	m.TLSFilesRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "redis_ha_agent_tls_files_refused_total", Help: "Re-reads of changed TLS files that failed the checks (the previous files stay in use; the log says why)."})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redis_ha_agent_build_info", Help: "Always 1; labels carry the agent's version, Go version and mode."}, []string{"version", "goversion", "mode"})
 	build.WithLabelValues(version, runtime.Version(), mode).Set(1)
-	for _, c := range []prometheus.Collector{m.Role, m.MasterOfRecord, m.LeaseHolder, m.LeaseTransitions, m.Failovers, m.LastFailoverDuration, m.Switchovers, m.SwitchoverDuration, m.ReplicationLag, m.Fenced, m.ReconcilePasses, m.ReconcileErrors, m.ClusterState, m.NodesMet, build,
+	for _, c := range []prometheus.Collector{m.Role, m.MasterOfRecord, m.LeaseHolder, m.LeaseTransitions, m.Failovers, m.LastFailoverDuration, m.Switchovers, m.SwitchoverDuration, m.ReplicationLag, m.Fenced, m.ReconcilePasses, m.ReconcileErrors, m.ClusterState, m.NodesMet, m.TLSCertNotAfter, m.TLSFilesRefused, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"testing"
 	"time"
@@ -45,7 +46,13 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error, what string
 // PING, authenticating with password ("" for none).
 func WaitPing(t testing.TB, addr, password string, timeout time.Duration) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialTimeout: time.Second})
+	WaitPingTLS(t, addr, password, nil, timeout)
+}
+
+// WaitPingTLS is WaitPing over TLS with tc (nil: plaintext).
+func WaitPingTLS(t testing.TB, addr, password string, tc *tls.Config, timeout time.Duration) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialTimeout: time.Second, TLSConfig: tc})
 	defer c.Close()
 	Eventually(t, timeout, func() error { return c.Ping(context.Background()).Err() }, "%s answers PING", addr)
 }

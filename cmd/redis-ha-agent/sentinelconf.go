@@ -36,6 +36,8 @@ type SentinelconfRenderCmd struct {
 	PasswordFile    string        `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Written as auth-pass, requirepass and sentinel-pass."`
 	Peers           []string      `name:"peer" env:"REDIS_HA_PEERS" sep:"," placeholder:"[POD=]HOST" help:"A peer pod that exists now (repeatable, or comma-separated in the env var): its FQDN, whose first label is its pod name, or POD=HOST. known-sentinel/known-replica lines for other hosts are dropped."`
 	Out             string        `name:"out" env:"REDIS_HA_SENTINEL_CONF" help:"sentinel.conf to merge into and replace atomically; empty prints a preview (password masked) to stdout."`
+
+	TLS agent.TLSSettings `embed:""`
 }
 
 // maskedPassword stands in for the password in a preview, so that running
@@ -112,7 +114,11 @@ func (c *SentinelconfRenderCmd) params() (sentinelconf.Params, error) {
 	if c.PodName == "" {
 		return sentinelconf.Params{}, errors.New("--pod-name (POD_NAME) is empty: set it from the downward API (fieldRef metadata.name); the Sentinel myid is derived from it")
 	}
+	if err := c.TLS.Check(c.MasterPort, c.Port); err != nil {
+		return sentinelconf.Params{}, err
+	}
 	p := sentinelconf.Params{
+		TLS:        c.TLS.SentinelParams(),
 		MasterName: c.MasterName, MasterHost: c.MasterHost, MasterPort: c.MasterPort,
 		Quorum: c.Quorum, DownAfter: c.DownAfter, FailoverTimeout: c.FailoverTimeout, ParallelSyncs: c.ParallelSyncs,
 		MyID: sentinelconf.MyID(c.Namespace, c.PodName), AnnounceHost: c.AnnounceHost, Port: c.Port,
