@@ -178,9 +178,10 @@ func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool
 	if removePods {
 		thawAll(n.cgroupRoot())
 	}
+	var rmpErr error
 	if removePods && cd != nil && !cd.exited() {
 		if _, err := c.crictl(ctx, n, "rmp", "--all", "--force"); err != nil {
-			errs = append(errs, fmt.Errorf("node %s: remove pods: %w", n.name, err))
+			rmpErr = fmt.Errorf("node %s: remove pods: %w", n.name, err)
 		}
 	}
 	if cd != nil {
@@ -190,8 +191,13 @@ func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool
 	}
 	if removePods {
 		thawAll(n.cgroupRoot())
+		// What the CRI could not stop (seen once: a container whose kill
+		// failed after a freeze), runc kills and deletes here; only when
+		// that fails too is the CRI's error the teardown's.
 		if err := killRuncContainers(ctx, n.runcRoot()); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, err, rmpErr)
+		} else if rmpErr != nil {
+			c.log.Warn().Err(rmpErr).Str("node", n.name).Msg("the CRI did not remove every pod; runc killed and deleted what was left")
 		}
 		killShims(n.dir)
 		if err := unmountUnder(n.dir); err != nil {
