@@ -67,7 +67,9 @@ func runScenario(t *testing.T, d *deployment, f fault, inject func(context.Conte
 	}
 	runCtx, stopRun := context.WithTimeout(ctx, 10*time.Minute)
 	defer stopRun()
-	smp := &workload.Sampler{Namespace: d.ns, Selector: d.selector, RoleLabel: roleLabel, Cluster: d.cluster, AgentStatus: d.agent && !d.cluster,
+	// Sentinel mode: "writable" is a probe write accepted by the pod's own
+	// redis-server, never the agent's word (baselines are judged the same).
+	smp := &workload.Sampler{Namespace: d.ns, Selector: d.selector, RoleLabel: roleLabel, Cluster: d.cluster, ProbeWrites: !d.cluster,
 		Interval: 100 * time.Millisecond, Clientset: cluster.Clientset, Dial: cluster.DialContext,
 		Exec: func(ctx context.Context, pod, container string, cmd []string) (string, error) {
 			var out, errb strings.Builder
