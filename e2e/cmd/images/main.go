@@ -48,7 +48,7 @@ func (r *rootfsCmd) Run(ctx context.Context, s *streams) error {
 		if err := images.Extract(img, dir); err != nil {
 			return err
 		}
-		fmt.Fprintf(s.stderr, "unpacked %s into %s\n", img.Ref, dir)
+		fmt.Fprintf(s.stderr, "root filesystem of %s in %s\n", img.Ref, dir)
 	}
 	fmt.Fprintln(s.stdout, r.Dir)
 	return nil
