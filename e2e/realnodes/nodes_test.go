@@ -29,6 +29,12 @@ func newNamespace(t *testing.T, ctx context.Context, prefix string) string {
 		t.Fatalf("create namespace %s: %v", ns, err)
 	}
 	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	// Runs before the delete: a failed test shows what each container said.
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpPodLogs(t, ns)
+		}
+	})
 	// Pods need the namespace's default ServiceAccount.
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
@@ -37,6 +43,45 @@ func newNamespace(t *testing.T, ctx context.Context, prefix string) string {
 		t.Fatalf("namespace %s: no default ServiceAccount after a minute", ns)
 	}
 	return ns
+}
+
+// dumpPodLogs logs the last lines of every container of every pod in ns,
+// with the pod's phase and conditions, so a failure on the real nodes can be
+// read after the cluster is gone.
+func dumpPodLogs(t *testing.T, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("pods of %s: %v", ns, err)
+		return
+	}
+	for _, p := range l.Items {
+		var conds []string
+		for _, c := range p.Status.Conditions {
+			conds = append(conds, fmt.Sprintf("%s=%s", c.Type, c.Status))
+		}
+		t.Logf("pod %s/%s on %s: %s %s labels=%v", ns, p.Name, p.Spec.NodeName, p.Status.Phase, strings.Join(conds, ","), p.Labels)
+		var names []string
+		for _, c := range p.Spec.InitContainers {
+			names = append(names, c.Name)
+		}
+		for _, c := range p.Spec.Containers {
+			names = append(names, c.Name)
+		}
+		for _, c := range names {
+			out, err := cluster.ContainerLog(ctx, ns, p.Name, c)
+			if err != nil {
+				t.Logf("  %s: %v", c, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			t.Logf("  %s/%s, last %d lines:\n    %s", p.Name, c, len(lines), strings.Join(lines, "\n    "))
+		}
+	}
 }
 
 func repoRoot() string {

@@ -140,7 +140,9 @@ func waitMaster(t *testing.T, ctx context.Context, ns, notName string) string {
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
 		l, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
-			last = err.Error()
+			if last == "" {
+				last = "list pods: " + err.Error()
+			}
 			return false, nil
 		}
 		var masters, st []string
