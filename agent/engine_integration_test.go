@@ -99,7 +99,9 @@ func engineSentinelMode(t *testing.T, ip string, mt *metrics.Metrics) *sentinelM
 	cfg := Config{
 		Identity: Identity{PodName: "redis-0", Namespace: "default", PodIP: ip, StatefulSet: "redis"},
 		Mode:     ModeSentinel, MasterName: "mymaster", LeaseName: "redis",
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		// The pass saves the replication state beside the include.
+		RedisConfInclude: filepath.Join(t.TempDir(), "conf", "redis-ha.conf"),
+		LeaseDuration:    15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 	}
 	d := redisDial{password: func() string { return "" }, timeout: time.Second}
 	peers := sentinelPeers{
