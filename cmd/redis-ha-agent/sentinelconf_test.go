@@ -89,6 +89,10 @@ func TestSentinelconfRenderErrors(t *testing.T) {
 	if err := os.WriteFile(spaced, []byte("pw with spaces"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	quoted := filepath.Join(dir, "quoted")
+	if err := os.WriteFile(quoted, []byte(`ab"cd`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]struct {
 		reason string
 		args   []string
@@ -112,7 +116,12 @@ func TestSentinelconfRenderErrors(t *testing.T) {
 		"password": {
 			reason: "a password Sentinel 7.0 cannot round-trip is refused without printing it",
 			args:   []string{"--password-file", spaced},
-			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + spaced + ": contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64",
+			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + spaced + ": contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64",
+		},
+		"password with a quote inside": {
+			reason: "any quote is refused, not only a leading one: Sentinel 7.0 reads ab\"cd back as an unbalanced quote",
+			args:   []string{"--password-file", quoted},
+			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + quoted + ": contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64",
 		},
 	}
 	for name, tc := range cases {
