@@ -213,3 +213,45 @@ func TestSentinelconfRenderMergesOut(t *testing.T) {
 		t.Errorf("the log does not name the dropped Sentinel:\n%s", logs)
 	}
 }
+
+// An unknown sentinel directive in --out is kept and logged once at warn
+// level by name and line; no password reaches the log, neither the file's
+// old ones nor the new one, nor the unknown line's value.
+func TestSentinelconfRenderWarnsUnknownDirective(t *testing.T) {
+	scClearEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sentinel.conf")
+	old := "port 26379\nrequirepass s3cr3tReq\nsentinel monitor mymaster 10.0.0.9 6379 2\nsentinel auth-pass mymaster s3cr3tAuth\nsentinel future-auth-pass s3cr3tFuture\n"
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwFile, []byte("n3wPassw0rd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, logs, err := scRender(t, append(scPodArgs, "--out", path, "--password-file", pwFile)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warns []string
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(l, `"level":"warn"`) {
+			warns = append(warns, l)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], `"directive":"sentinel future-auth-pass"`) || !strings.Contains(warns[0], `"line":5`) {
+		t.Errorf("want one warn line naming directive sentinel future-auth-pass on line 5, got %d:\n%s", len(warns), logs)
+	}
+	for _, s := range []string{"s3cr3tReq", "s3cr3tAuth", "s3cr3tFuture", "n3wPassw0rd"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds the secret %q:\n%s", s, logs)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "\nsentinel future-auth-pass s3cr3tFuture\n") {
+		t.Errorf("the unknown directive was not kept:\n%s", got)
+	}
+}
