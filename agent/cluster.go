@@ -93,6 +93,9 @@ type clusterStatus struct {
 	ReplID     string `json:"replid,omitempty"`
 	Offset     int64  `json:"offset"`
 	MasterLink string `json:"masterLink,omitempty"` // replica: up/down
+	// Engine is what the local redis-server's INFO server names (engine,
+	// engine_version), as of the last pass; empty until it has answered.
+	Engine
 }
 
 func newClusterModeWith(cfg Config, env clusterEnv) *clusterMode {
@@ -297,8 +300,18 @@ func (m *clusterMode) noteLocal(view []clusterNode, info map[string]string) {
 	if me.isReplica() {
 		role = "replica"
 	}
-	m.setStatus(func(s *clusterStatus) { s.NodeID, s.Role, s.ClusterState = me.ID, role, info["cluster_state"] })
+	e, engineErr := engineOf(info)
+	var engineChanged bool
+	m.setStatus(func(s *clusterStatus) {
+		s.NodeID, s.Role, s.ClusterState = me.ID, role, info["cluster_state"]
+		if engineErr == nil && e != s.Engine {
+			s.Engine, engineChanged = e, true
+		}
+	})
 	if mt := m.env.Metrics; mt != nil {
+		if engineChanged {
+			mt.SetEngine(e.Name, e.Version)
+		}
 		mt.SetRole(role)
 		v := 0.0
 		if info["cluster_state"] == "ok" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 type clusterNodeAPI interface {
 	Ping(ctx context.Context) error
 	Nodes(ctx context.Context) ([]clusterNode, error)
+	// ClusterInfo is CLUSTER INFO, with INFO server's fields where the
+	// adapter could read them.
 	ClusterInfo(ctx context.Context) (map[string]string, error)
 	Replication(ctx context.Context) (replInfo, error)
 	DBSize(ctx context.Context) (int64, error)
@@ -67,9 +70,23 @@ func (n *goClusterNode) Nodes(ctx context.Context) ([]clusterNode, error) {
 	return parseClusterNodes(s)
 }
 
+// ClusterInfo is CLUSTER INFO with INFO server's fields (the engine and its
+// version) merged in: both go in one pipelined round trip, and their field
+// names do not overlap. A failed INFO server leaves those fields out.
 func (n *goClusterNode) ClusterInfo(ctx context.Context) (map[string]string, error) {
-	s, err := n.c.ClusterInfo(ctx).Result()
-	return parseInfo(s), err
+	pipe := n.c.Pipeline()
+	ci := pipe.ClusterInfo(ctx)
+	si := pipe.Info(ctx, "server")
+	_, _ = pipe.Exec(ctx)
+	s, err := ci.Result()
+	if err != nil {
+		return parseInfo(s), err
+	}
+	out := parseInfo(s)
+	if srv, err := si.Result(); err == nil {
+		maps.Copy(out, parseInfo(srv))
+	}
+	return out, nil
 }
 
 func (n *goClusterNode) Replication(ctx context.Context) (replInfo, error) {

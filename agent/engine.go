@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Engine is the server software a pod runs, as its own INFO says: Redis or
@@ -40,20 +38,4 @@ func engineOf(info map[string]string) (Engine, error) {
 		return Engine{}, fmt.Errorf("INFO server says server_name:%s but has no %s field; redis_version (%q) is not this engine's version", name, field, info["redis_version"])
 	}
 	return Engine{Name: name, Version: v}, nil
-}
-
-// engineInfoGauge is redis_ha_agent_engine_info{engine,version}: 1 for the
-// engine redis-server last reported, and no series before it answered.
-func engineInfoGauge() *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "redis_ha_agent_engine_info",
-		Help: "Always 1; labels carry the engine redis-server reports (redis or valkey, from INFO server_name) and that engine's own version (valkey_version or redis_version).",
-	}, []string{"engine", "version"})
-}
-
-// setEngineInfo leaves exactly one series, for e: after an image change the
-// old engine's series must not linger beside the new one.
-func setEngineInfo(g *prometheus.GaugeVec, e Engine) {
-	g.Reset()
-	g.WithLabelValues(e.Name, e.Version).Set(1)
 }

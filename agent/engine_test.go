@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The INFO server replies are the first lines of the real servers' (the
@@ -69,32 +66,5 @@ func TestEngineOf(t *testing.T) {
 				t.Errorf("%s: engine (-want +got):\n%s", tc.reason, diff)
 			}
 		})
-	}
-}
-
-// After an image change only the new engine has a series.
-func TestEngineInfoGauge(t *testing.T) {
-	g := engineInfoGauge()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(g)
-	setEngineInfo(g, Engine{"redis", "7.0.15"})
-	setEngineInfo(g, Engine{"valkey", "8.1.1"})
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			got = append(got, fmt.Sprintf("%s{%s} %g", mf.GetName(), strings.Join(labels, ","), m.GetGauge().GetValue()))
-		}
-	}
-	want := []string{"redis_ha_agent_engine_info{engine=valkey,version=8.1.1} 1"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("series (-want +got):\n%s", diff)
 	}
 }

@@ -26,8 +26,8 @@ func parseInfo(reply string) map[string]string {
 	return out
 }
 
-// replInfo is INFO replication (plus loading from INFO persistence) as both
-// modes read it.
+// replInfo is INFO replication (plus loading from INFO persistence and the
+// engine from INFO server) as both modes read it.
 type replInfo struct {
 	Role       string // roleMaster or roleReplica
 	MasterHost string // replicas only
@@ -44,6 +44,10 @@ type replInfo struct {
 	SecondOffset int64
 	Loading      bool
 	Replicas     []replicaEntry // masters only
+	// Engine is from INFO server when the reply has that section; zero
+	// when it has not, or names no engine engineOf can read (informational:
+	// it never fails the replication read the HA decisions depend on).
+	Engine Engine
 }
 
 // linkStatus is master_link_status as Redis says it: "up" or "down" on a
@@ -106,6 +110,9 @@ func replInfoOf(info map[string]string) (replInfo, error) {
 	}
 	if secs > 0 {
 		r.LinkDownFor = time.Duration(secs) * time.Second
+	}
+	if e, err := engineOf(info); err == nil {
+		r.Engine = e
 	}
 	var err error
 	r.Replicas, err = replicaEntries(info)

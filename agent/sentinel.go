@@ -99,6 +99,9 @@ type SentinelStatus struct {
 	Authority      string    `json:"authority"`
 	LastDecision   string    `json:"last_decision"`
 	ObservedAt     time.Time `json:"observed_at"`
+	// Engine is what the local redis-server's INFO server names (engine,
+	// engine_version); empty until it has answered.
+	Engine
 }
 
 func (s SentinelStatus) nodeState() nodeState {
@@ -217,6 +220,9 @@ func (m *sentinelMode) Status(ctx context.Context) any {
 	n := m.effective(r)
 	st.Role, st.ReplID, st.ReplID2, st.Offset, st.SecondOffset = n.Role, n.ReplID, n.ReplID2, n.Offset, n.SecondOffset
 	st.MasterLinkUp, st.Loading = r.LinkUp, r.Loading
+	if r.Engine.Name != "" {
+		st.Engine = r.Engine
+	}
 	return st
 }
 

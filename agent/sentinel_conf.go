@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -83,6 +85,18 @@ func sentinelFile(existing []byte, p sentinelconf.Params) ([]byte, sentinelconf.
 		p.MasterPort = 0
 	}
 	return sentinelconf.Merge(existing, p)
+}
+
+// LogSentinelConfWarnings logs, once each, the lines of sentinel.conf at
+// path that the merge did not understand (sentinelconf.Changes.Warnings). It logs the directive
+// name and line number only: the line itself may hold a password (a newer
+// engine's auth directive is exactly what would be unknown here). Both the
+// agent's init and the sentinelconf command log through it.
+func LogSentinelConfWarnings(log zerolog.Logger, path string, ws []sentinelconf.Warning) {
+	for _, w := range ws {
+		log.Warn().Str("file", path).Int("line", w.Line).Str("directive", w.Directive).
+			Msg("sentinel.conf has a directive this agent does not know (a newer engine's, or a typo); kept as written unless it is about a master the file no longer monitors: if redis-sentinel refuses it at start, remove the line")
+	}
 }
 
 // readIfExists reads a config file; a missing one is empty.

@@ -169,3 +169,56 @@ func TestSentinelInitLeaseUnreadable(t *testing.T) {
 		t.Errorf("want a fenced boot (replica of itself):\n%s", inc)
 	}
 }
+
+// sentinelConfWithUnknown has one sentinel directive no tested engine
+// writes, carrying a secret and about no master (so it is kept also when
+// init boots fenced), beside the password lines Sentinel writes.
+const sentinelConfWithUnknown = `port 26379
+requirepass s3cr3tReq
+sentinel monitor mymaster 127.0.31.10 6379 2
+sentinel auth-pass mymaster s3cr3tAuth
+sentinel future-auth-pass s3cr3tFuture
+sentinel current-epoch 2
+`
+
+// checkUnknownDirectiveLog: exactly one warn line, naming the unknown
+// directive and its line, and no password anywhere in the log (an unknown
+// directive's line is never logged: it may hold one).
+func checkUnknownDirectiveLog(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	var warns []string
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(l, `"level":"warn"`) {
+			warns = append(warns, l)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], `"directive":"sentinel future-auth-pass"`) || !strings.Contains(warns[0], `"line":5`) {
+		t.Errorf("want one warn line naming directive sentinel future-auth-pass on line 5, got %d:\n%s", len(warns), strings.Join(warns, "\n"))
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds the secret %q:\n%s", s, logs)
+		}
+	}
+}
+
+func TestSentinelInitLogsUnknownDirective(t *testing.T) {
+	cfg := testInitCfg(t)
+	if err := os.MkdirAll(filepath.Dir(cfg.SentinelConf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.SentinelConf, []byte(sentinelConfWithUnknown), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	in := sentinelInit{cfg: cfg, log: zerolog.New(&logs), peers: unreachablePeers(1), password: "n3wPassw0rd",
+		leaseHolder: func(context.Context) (string, error) { return "redis-1", nil }}
+	if err := in.run(context.Background()); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	checkUnknownDirectiveLog(t, logs.String(), "s3cr3tReq", "s3cr3tAuth", "s3cr3tFuture", "n3wPassw0rd")
+	sen, _ := os.ReadFile(cfg.SentinelConf)
+	if !strings.Contains(string(sen), "sentinel future-auth-pass") {
+		t.Errorf("the unknown directive was not kept:\n%s", sen)
+	}
+}

@@ -206,6 +206,7 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("render --sentinel-conf (REDIS_HA_SENTINEL_CONF) %s: %w; fix or move the file aside", in.cfg.SentinelConf, err)
 	}
+	LogSentinelConfWarnings(in.log, in.cfg.SentinelConf, ch.Warnings)
 	if _, err := writeConf(in.cfg.SentinelConf, conf); err != nil {
 		return fmt.Errorf("write --sentinel-conf (REDIS_HA_SENTINEL_CONF): %w", err)
 	}

@@ -305,7 +305,8 @@ func (m *sentinelMode) observeRoles(ctx context.Context, o *sentinelObservation)
 	}
 }
 
-// publishObservation puts the pass's view into /status and the lag metric.
+// publishObservation puts the pass's view into /status and the lag and
+// engine metrics.
 func (m *sentinelMode) publishObservation(o sentinelObservation, rd reads) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -326,6 +327,10 @@ func (m *sentinelMode) publishObservation(o sentinelObservation, rd reads) {
 	}
 	m.status.LeaseHolder = rd.lease.Holder
 	m.status.ObservedAt = o.Now
+	if rd.rerr == nil && rd.r.Engine.Name != "" && rd.r.Engine != m.status.Engine {
+		m.status.Engine = rd.r.Engine
+		m.deps.Metrics.SetEngine(rd.r.Engine.Name, rd.r.Engine.Version)
+	}
 }
 
 func (m *sentinelMode) askSentinel(ctx context.Context, i int) sentinelView {

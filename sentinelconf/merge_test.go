@@ -272,7 +272,7 @@ func TestParamsValidate(t *testing.T) {
 		"parallel-syncs":      {change: func(p *Params) { p.ParallelSyncs = 0 }, want: `ParallelSyncs "0": must be 1 or more`},
 		"myid":                {change: func(p *Params) { p.MyID = "redis-0" }, want: `MyID "redis-0": must be 40 hex characters; use MyID(namespace, pod name)`},
 		"peer host":           {change: func(p *Params) { p.Peers[1].Host = "a b" }, want: `Peers[1].Host "a b": must be a DNS name or an IP address`},
-		"password with space": {change: func(p *Params) { p.Password = "hunter2 secret" }, want: `Password: contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64`},
+		"password with space": {change: func(p *Params) { p.Password = "hunter2 secret" }, want: `Password: contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64`},
 		// Measured: Sentinel 7.0.15 rewrites it as auth-pass m ab"cd and
 		// then stops at "Unbalanced quotes"; Valkey 8.1.1 writes
 		// requirepass "ab"cd".
@@ -280,7 +280,7 @@ func TestParamsValidate(t *testing.T) {
 		"tls auth-clients":           {change: func(p *Params) { p.TLS = testTLS(); p.TLS.AuthClients = "maybe" }, want: `TLS.AuthClients "maybe": must be yes, optional or no`},
 		"tls plaintext port":         {change: func(p *Params) { p.TLS = testTLS(); p.TLS.PlaintextPort = p.Port }, want: `TLS.PlaintextPort "26390": must be 0 (TLS only) or a TCP port other than Port`},
 		"tls path with space":        {change: func(p *Params) { p.TLS = testTLS(); p.TLS.KeyFile = "/etc/my tls/tls.key" }, want: `TLS.KeyFile "/etc/my tls/tls.key": must be a file path without spaces, quotes or control characters`},
-		"password with quote inside": {change: func(p *Params) { p.Password = `ab"cd` }, want: `Password: contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64`},
+		"password with quote inside": {change: func(p *Params) { p.Password = `ab"cd` }, want: `Password: contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -124,10 +124,9 @@ func (p Params) Validate() error {
 		// auth-pass and sentinel-pass unquoted, so a password with a space
 		// becomes extra arguments and Sentinel refuses its own file at the
 		// next start ("Unrecognized sentinel configuration statement");
-		// Redis 8.0.2 and Valkey 8.0.1/8.1.1 do the same. The message says
-		// "starts with a quote" although any quote is refused (see
-		// RewriteSafe); cmd's tests pin its text.
-		return bad("Password", "", "contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64")
+		// Redis 8.0.2 and Valkey 8.0.1/8.1.1 do the same. A quote anywhere
+		// is refused too (see RewriteSafe); cmd's tests pin this text.
+		return bad("Password", "", "contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64")
 	}
 	if err := p.TLS.validate(p.Port); err != nil {
 		return err

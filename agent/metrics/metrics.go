@@ -30,6 +30,9 @@ type Metrics struct {
 	NodesMet             prometheus.Counter
 	TLSCertNotAfter      prometheus.Gauge
 	TLSFilesRefused      prometheus.Counter
+	// EngineInfo is 1 for the engine and version the local redis-server
+	// last reported; no series before it answered (SetEngine).
+	EngineInfo *prometheus.GaugeVec
 }
 
 // Roles the Role gauge knows; SetRole zeroes the others.
@@ -56,9 +59,10 @@ func New(version, mode string) *Metrics {
 	m.NodesMet = prometheus.NewCounter(prometheus.CounterOpts{Name: "redis_ha_agent_cluster_nodes_met_total", Help: "CLUSTER MEETs sent to peers the cluster did not see connected (cluster mode)."})
 	m.TLSCertNotAfter = prometheus.NewGauge(prometheus.GaugeOpts{Name: "redis_ha_agent_tls_cert_not_after_timestamp_seconds", Help: "Expiry (Unix time) of the certificate in use from --tls-cert-file; 0 with TLS off. Alert well before it: a renewal that never came, or one refused (redis_ha_agent_tls_files_refused_total)."})
 	m.TLSFilesRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "redis_ha_agent_tls_files_refused_total", Help: "Re-reads of changed TLS files that failed the checks (the previous files stay in use; the log says why)."})
+	m.EngineInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redis_ha_agent_engine_info", Help: "Always 1; labels carry the engine the local redis-server reports (redis or valkey, from INFO server_name) and that engine's own version (valkey_version or redis_version, never Valkey's fixed redis_version). No series until it has answered."}, []string{"engine", "version"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redis_ha_agent_build_info", Help: "Always 1; labels carry the agent's version, Go version and mode."}, []string{"version", "goversion", "mode"})
 	build.WithLabelValues(version, runtime.Version(), mode).Set(1)
-	for _, c := range []prometheus.Collector{m.Role, m.MasterOfRecord, m.LeaseHolder, m.LeaseTransitions, m.Failovers, m.LastFailoverDuration, m.Switchovers, m.SwitchoverDuration, m.ReplicationLag, m.Fenced, m.ReconcilePasses, m.ReconcileErrors, m.ClusterState, m.NodesMet, m.TLSCertNotAfter, m.TLSFilesRefused, build,
+	for _, c := range []prometheus.Collector{m.Role, m.MasterOfRecord, m.LeaseHolder, m.LeaseTransitions, m.Failovers, m.LastFailoverDuration, m.Switchovers, m.SwitchoverDuration, m.ReplicationLag, m.Fenced, m.ReconcilePasses, m.ReconcileErrors, m.ClusterState, m.NodesMet, m.TLSCertNotAfter, m.TLSFilesRefused, m.EngineInfo, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -78,6 +82,13 @@ func (m *Metrics) SetRole(role string) {
 		}
 		m.Role.WithLabelValues(r).Set(v)
 	}
+}
+
+// SetEngine leaves exactly one engine series, for engine and version: after
+// an image change the old engine's series must not linger beside the new one.
+func (m *Metrics) SetEngine(engine, version string) {
+	m.EngineInfo.Reset()
+	m.EngineInfo.WithLabelValues(engine, version).Set(1)
 }
 
 // Handler serves the registry.

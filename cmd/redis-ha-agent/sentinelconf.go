@@ -76,6 +76,7 @@ func (c *SentinelconfRenderCmd) Run(g *Globals) error {
 	if err != nil {
 		return c.paramError(err)
 	}
+	agent.LogSentinelConfWarnings(log, c.Out, ch.Warnings)
 	written, err := agent.WriteFileAtomic(c.Out, out, 0o600)
 	if err != nil {
 		return err

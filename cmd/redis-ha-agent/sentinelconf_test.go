@@ -89,6 +89,10 @@ func TestSentinelconfRenderErrors(t *testing.T) {
 	if err := os.WriteFile(spaced, []byte("pw with spaces"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	quoted := filepath.Join(dir, "quoted")
+	if err := os.WriteFile(quoted, []byte(`ab"cd`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]struct {
 		reason string
 		args   []string
@@ -112,7 +116,12 @@ func TestSentinelconfRenderErrors(t *testing.T) {
 		"password": {
 			reason: "a password Sentinel 7.0 cannot round-trip is refused without printing it",
 			args:   []string{"--password-file", spaced},
-			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + spaced + ": contains a space, a control character or starts with a quote; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces, e.g. hex or base64",
+			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + spaced + ": contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64",
+		},
+		"password with a quote inside": {
+			reason: "any quote is refused, not only a leading one: Sentinel 7.0 reads ab\"cd back as an unbalanced quote",
+			args:   []string{"--password-file", quoted},
+			want:   "the password in --password-file (REDIS_HA_PASSWORD_FILE) " + quoted + ": contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64",
 		},
 	}
 	for name, tc := range cases {
@@ -202,5 +211,47 @@ func TestSentinelconfRenderMergesOut(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"dropped_sentinels":["redis-3.redis-headless.prod.svc.cluster.local:26379 `+sentinelconf.MyID("prod", "redis-3")+`"]`) {
 		t.Errorf("the log does not name the dropped Sentinel:\n%s", logs)
+	}
+}
+
+// An unknown sentinel directive in --out is kept and logged once at warn
+// level by name and line; no password reaches the log, neither the file's
+// old ones nor the new one, nor the unknown line's value.
+func TestSentinelconfRenderWarnsUnknownDirective(t *testing.T) {
+	scClearEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sentinel.conf")
+	old := "port 26379\nrequirepass s3cr3tReq\nsentinel monitor mymaster 10.0.0.9 6379 2\nsentinel auth-pass mymaster s3cr3tAuth\nsentinel future-auth-pass s3cr3tFuture\n"
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwFile, []byte("n3wPassw0rd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, logs, err := scRender(t, append(scPodArgs, "--out", path, "--password-file", pwFile)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warns []string
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(l, `"level":"warn"`) {
+			warns = append(warns, l)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], `"directive":"sentinel future-auth-pass"`) || !strings.Contains(warns[0], `"line":5`) {
+		t.Errorf("want one warn line naming directive sentinel future-auth-pass on line 5, got %d:\n%s", len(warns), logs)
+	}
+	for _, s := range []string{"s3cr3tReq", "s3cr3tAuth", "s3cr3tFuture", "n3wPassw0rd"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds the secret %q:\n%s", s, logs)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "\nsentinel future-auth-pass s3cr3tFuture\n") {
+		t.Errorf("the unknown directive was not kept:\n%s", got)
 	}
 }

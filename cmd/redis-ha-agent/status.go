@@ -203,6 +203,16 @@ func field(m map[string]any, keys ...string) string {
 	return "-"
 }
 
+// engineCell is "valkey 8.1.1" from an agent's engine and engine_version;
+// "-" from an agent that has not read its redis-server yet, or predates them.
+func engineCell(agent map[string]any) string {
+	name, version := field(agent, "engine"), field(agent, "engine_version")
+	if name == "-" || name == "" {
+		return "-"
+	}
+	return name + " " + version
+}
+
 func writeTable(w io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	lease := "none"
@@ -210,11 +220,12 @@ func writeTable(w io.Writer, rep *Report) error {
 		lease = fmt.Sprintf("%s (transitions %d)", rep.Lease.Holder, rep.Lease.Transitions)
 	}
 	fmt.Fprintf(tw, "StatefulSet %s/%s   Lease holder: %s\n", rep.Namespace, rep.StatefulSet, lease)
-	fmt.Fprintln(tw, "POD\tNODE\tIP\tREADY\tLABEL\tROLE\tREPLID\tOFFSET\tLAG\tDETAIL")
+	fmt.Fprintln(tw, "POD\tNODE\tIP\tREADY\tLABEL\tROLE\tENGINE\tREPLID\tOFFSET\tLAG\tDETAIL")
 	for _, p := range rep.Pods {
-		role, replid, offset, lag, detail := "-", "-", "-", "-", p.AgentError
+		role, engine, replid, offset, lag, detail := "-", "-", "-", "-", "-", p.AgentError
 		if p.Agent != nil {
 			role = field(p.Agent, "role")
+			engine = engineCell(p.Agent)
 			replid = field(p.Agent, "replid", "replID")
 			if len(replid) > 8 {
 				replid = replid[:8]
@@ -236,7 +247,7 @@ func writeTable(w io.Writer, rep *Report) error {
 		if label == "" {
 			label = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, p.Node, p.IP, p.Ready, label, role, replid, offset, lag, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, p.Node, p.IP, p.Ready, label, role, engine, replid, offset, lag, detail)
 	}
 	fmt.Fprintln(tw, "(* = Lease holder)")
 	return tw.Flush()
