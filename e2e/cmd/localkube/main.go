@@ -17,7 +17,7 @@ type cli struct {
 	StateDir  string `env:"LOCALKUBE_STATE_DIR" default:"/tmp/localkube" help:"Directory of the cluster's state, logs and control socket."`
 	Namespace string `short:"n" env:"LOCALKUBE_NAMESPACE" default:"default" help:"Namespace of the pods named on the command line."`
 	// Read by up/serve only.
-	NodeRuntime string `name:"node-runtime" env:"LOCALKUBE_NODE_RUNTIME" enum:"kubelet,agent" default:"agent" help:"What runs pods: kubelet (the upstream kubelet on containerd, running the images built by e2e/images) or agent (the process-based node agent)."`
+	NodeRuntime string `name:"node-runtime" env:"LOCALKUBE_NODE_RUNTIME" enum:"kubelet,agent" default:"kubelet" help:"What runs pods: kubelet (the upstream kubelet on containerd, running the images built by e2e/images; the default) or agent (the process-based node agent, kept until the last suite moves off it)."`
 
 	Up     upCmd     `cmd:"" help:"Build what is missing, start the cluster in the background, print the kubeconfig path."`
 	Serve  serveCmd  `cmd:"" hidden:"" help:"Run the cluster in the foreground (what up starts in the background)."`
