@@ -85,3 +85,10 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
+
+// logTimeFormat puts milliseconds in every log line's time: a failover is
+// read from the logs of three agents and three Sentinels (which log
+// milliseconds too), and whole seconds cannot order its steps.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() { zerolog.TimeFieldFormat = logTimeFormat }
