@@ -7,8 +7,11 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # A count, not a duration: a -fuzztime duration can fail with a spurious
 # "context deadline exceeded" at its end (golang/go#75804, fixed in Go 1.27).
 FUZZTIME      ?= 300000x
+# make test (CI) fuzzes each parser 100,000 times to stay within CI's time
+# budget; make fuzz alone runs FUZZTIME.
+CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s images engine-roots e2e-rbac vet lint unit fuzz e2e e2e-real bench faults test demo image clean
+.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image clean
 
 all: build
 
@@ -54,17 +57,23 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./sentinelconf
 
 # End-to-end tests on the local Kubernetes cluster (builds it on first use).
-# e2e/realnodes, e2e/sentinel, e2e/cluster and e2e/manifests run on real
-# nodes (the upstream kubelet on containerd, running the images e2e/images
-# builds); `make e2e-real` runs only e2e/realnodes. The per-rule RBAC test
-# (every verb of the Role removed in turn, about 10 minutes on real nodes)
-# runs in `make e2e-rbac`, outside CI's time budget.
+# Every package runs on real nodes (the upstream kubelet on containerd,
+# running the images e2e/images builds); `make e2e-real` runs only
+# e2e/realnodes. Outside CI's time budget, in `make e2e-long`: the per-rule
+# RBAC test (every verb of the Role removed in turn, about 10 minutes) and
+# the baselines (the seeds' own setups run beside ours for a figure; they
+# assert nothing about the agent, E2E_BASELINES=1). CI's output names each
+# baseline it left out.
 E2E_LONG      := TestRBACRuleIsNeeded
 e2e: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m -skip '^($(E2E_LONG))$$' ./...
 
 e2e-rbac: deps k8s images build
 	cd e2e && $(GO) test -count=1 -timeout 30m -run '^($(E2E_LONG))$$' -v ./manifests
+
+e2e-long: e2e-rbac
+	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^TestSeed002WorkedExample$$/^baseline' -v ./manifests
+	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^TestClusterFullRestart$$' -v ./cluster
 
 e2e-real: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
@@ -80,6 +89,7 @@ bench: deps build
 faults: deps build
 	cd e2e/faults && FAULTS=all FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Faults' -v -count=1 -timeout 120m .
 
+test: FUZZTIME = $(CI_FUZZTIME)
 test: deps lint unit fuzz e2e
 
 demo: deps k8s images build

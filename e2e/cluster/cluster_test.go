@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
 // TestClusterForms: 6 pods applied, the cluster forms with no manual step.
@@ -125,7 +127,10 @@ func TestClusterFullRestart(t *testing.T) {
 	if r := e.eventReasons(ctx); r["NodesConfRewritten"] == 0 {
 		t.Errorf("no NodesConfRewritten event after every IP changed: %v", r)
 	}
-	t.Run("baseline-seed002-update-node.sh", func(t *testing.T) { seedBaseline(t, ctx) })
+	t.Run("baseline-seed002-update-node.sh", func(t *testing.T) {
+		localkube.NeedBaselines(t)
+		seedBaseline(t, ctx)
+	})
 	// Through every node, not just a smart client: MOVED must name a real
 	// address, never ":0".
 	for _, v := range e.views(ctx) {

@@ -71,6 +71,7 @@ func RunTests(m *testing.M, opts Options, use func(*Cluster)) int {
 	use(c)
 	code := m.Run()
 	printNotRun(os.Stderr)
+	printBaselinesNotRun(os.Stderr)
 	if err := c.Down(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "localkube: down:", err)
 		if code == 0 {

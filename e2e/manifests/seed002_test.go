@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/demo"
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -175,6 +176,7 @@ func TestSeed002WorkedExample(t *testing.T) {
 		}
 	})
 	t.Run("baseline-update-node.sh", func(t *testing.T) {
+		localkube.NeedBaselines(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		// The seed's redis-sts.yml, verbatim (e2e/testdata/seed002). Its
