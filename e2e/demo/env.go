@@ -32,8 +32,8 @@ type Env struct {
 	// restart, just silence); Thaw resumes them.
 	Freeze func(ctx context.Context, ns, pod string) error
 	Thaw   func(ctx context.Context, ns, pod string) error
-	// AgentBinary is the redis-ha-agent binary the pods run; its `status`
-	// command is what the demo shows.
+	// AgentBinary is the redis-ha-agent binary of this checkout, built for
+	// this machine: its `status` command is what the demo shows.
 	AgentBinary string
 	// StateDir is the cluster's state dir: logs/ and kubelet/pods/ are
 	// named in failure messages.
@@ -48,6 +48,10 @@ func FromCluster(c *localkube.Cluster) (Env, error) {
 	if err != nil {
 		return Env{}, err
 	}
+	bin, err := buildAgentCLI(context.Background(), root, c.StateDir)
+	if err != nil {
+		return Env{}, err
+	}
 	return Env{
 		Kubeconfig:  c.Kubeconfig,
 		KubectlBin:  c.KubectlPath(),
@@ -56,22 +60,10 @@ func FromCluster(c *localkube.Cluster) (Env, error) {
 		KillPod:     func(_ context.Context, ns, pod string) error { return c.KillPod(ns, pod) },
 		Freeze:      func(_ context.Context, ns, pod string) error { return c.Freeze(ns, pod) },
 		Thaw:        func(_ context.Context, ns, pod string) error { return c.Thaw(ns, pod) },
-		AgentBinary: agentBinary(c.StateDir, root),
+		AgentBinary: bin,
 		StateDir:    c.StateDir,
 		RepoRoot:    root,
 	}, nil
-}
-
-// agentBinary prefers the binary localkube built for the pods, so the status
-// command matches the agents it talks to; `make build`'s bin/ is the
-// fallback.
-func agentBinary(stateDir, root string) string {
-	for _, p := range []string{filepath.Join(stateDir, "bin", "redis-ha-agent"), filepath.Join(root, "bin", "redis-ha-agent")} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	return filepath.Join(root, "bin", "redis-ha-agent")
 }
 
 const rootModule = "module github.com/redis-ha-agent/redis-ha-agent"
