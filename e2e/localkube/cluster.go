@@ -46,8 +46,9 @@ type Cluster struct {
 	fwd      *forwarder
 	ext      *externalDialer // E2E_KUBECONFIG clusters only
 
-	mu    sync.Mutex
-	procs map[string]*process
+	mu        sync.Mutex
+	procs     map[string]*process
+	netFaults map[string]netFault // real nodes, by "<ns>/<pod> <fault>"
 
 	// The agent binary builds in the background during Up (see build).
 	agentDone   chan struct{}

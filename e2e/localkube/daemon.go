@@ -221,6 +221,9 @@ func (d *daemon) routes() http.Handler {
 		if c != nil {
 			s.Components = c.Components()
 			s.Faults = c.Network.Faults()
+			if c.real() {
+				s.Faults = c.NetworkFaults()
+			}
 		}
 		writeJSON(w, s)
 	})

@@ -51,7 +51,7 @@ func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
 		return fmt.Errorf("%s %s/%s: %w", "Partition", ns, pod, ErrNeedsLocalNodes)
 	}
 	if c.real() {
-		return c.realNetFault(ctx, ns, pod, partitionRules(), true)
+		return c.realNetFault(ctx, ns, pod, "partition", partitionRules(), true)
 	}
 	return c.netFault(ctx, ns, pod, c.Network.Partition)
 }
@@ -62,7 +62,7 @@ func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
 		return fmt.Errorf("%s %s/%s: %w", "Heal", ns, pod, ErrNeedsLocalNodes)
 	}
 	if c.real() {
-		return c.realNetFault(ctx, ns, pod, partitionRules(), false)
+		return c.realNetFault(ctx, ns, pod, "partition", partitionRules(), false)
 	}
 	return c.netFault(ctx, ns, pod, c.Network.Heal)
 }
@@ -73,7 +73,7 @@ func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
 		return fmt.Errorf("%s %s/%s: %w", "CutAPI", ns, pod, ErrNeedsLocalNodes)
 	}
 	if c.real() {
-		return c.realNetFault(ctx, ns, pod, cutAPIRules(), true)
+		return c.realNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), true)
 	}
 	return c.netFault(ctx, ns, pod, c.Network.CutAPI)
 }
@@ -84,7 +84,7 @@ func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
 		return fmt.Errorf("%s %s/%s: %w", "RestoreAPI", ns, pod, ErrNeedsLocalNodes)
 	}
 	if c.real() {
-		return c.realNetFault(ctx, ns, pod, cutAPIRules(), false)
+		return c.realNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), false)
 	}
 	return c.netFault(ctx, ns, pod, c.Network.RestoreAPI)
 }

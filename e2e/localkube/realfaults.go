@@ -181,16 +181,28 @@ func (c *Cluster) realFreeze(ctx context.Context, ns, pod string, state string) 
 	return nil
 }
 
-// realNetFault inserts (on) or deletes the rules in the pod sandbox's
-// network namespace; `iptables -C` makes both idempotent.
-func (c *Cluster) realNetFault(ctx context.Context, ns, pod string, rules [][]string, on bool) error {
+// realNetFault inserts (on) or deletes the rules of a fault in the pod
+// sandbox's network namespace; `iptables -C` makes both idempotent. The
+// sandbox of a fault in effect is remembered, so that status can list it
+// and it can be undone while the API server is down.
+func (c *Cluster) realNetFault(ctx context.Context, ns, pod, fault string, rules [][]string, on bool) error {
+	key := ns + "/" + pod + " " + fault
 	r, err := c.findPod(ctx, ns, pod)
-	if err != nil {
-		return err
+	pid, ip := r.pid, ""
+	if err == nil {
+		ip = r.pod.Status.PodIP
+	} else {
+		c.mu.Lock()
+		f, ok := c.netFaults[key]
+		c.mu.Unlock()
+		if on || !ok || !f.sandboxAlive() {
+			return err
+		}
+		pid, ip = f.pid, f.IP
 	}
-	netns := "--net=/proc/" + strconv.Itoa(r.pid) + "/ns/net"
+	netns := "/proc/" + strconv.Itoa(pid) + "/ns/net"
 	for _, rule := range rules {
-		_, checkErr := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", "-C"}, rule...)...)
+		_, checkErr := output(ctx, "nsenter", append([]string{"--net=" + netns, "--", "iptables", "-w", "-C"}, rule...)...)
 		present := checkErr == nil
 		if present == on {
 			continue
@@ -199,11 +211,57 @@ func (c *Cluster) realNetFault(ctx context.Context, ns, pod string, rules [][]st
 		if !on {
 			op = "-D"
 		}
-		if _, err := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
-			return fmt.Errorf("pod %s/%s: %w", ns, pod, err)
+		if _, err := output(ctx, "nsenter", append([]string{"--net=" + netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
+			return fmt.Errorf("%s pod %s/%s (%s): %w", fault, ns, pod, ip, err)
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !on {
+		delete(c.netFaults, key)
+		return nil
+	}
+	link, err := os.Readlink(netns)
+	if err != nil {
+		return fmt.Errorf("%s pod %s/%s: the sandbox (pid %d) is gone: %w", fault, ns, pod, pid, err)
+	}
+	if c.netFaults == nil {
+		c.netFaults = map[string]netFault{}
+	}
+	c.netFaults[key] = netFault{PodFault: PodFault{Pod: ns + "/" + pod, IP: ip, Fault: fault}, pid: pid, netns: link}
 	return nil
+}
+
+// netFault is a network fault set on one pod sandbox.
+type netFault struct {
+	PodFault
+	pid   int    // the sandbox's process
+	netns string // its network namespace then, as /proc/<pid>/ns/net reads
+}
+
+// sandboxAlive tells whether the fault's sandbox still runs: its process
+// is in the same network namespace (a recreated pod has another sandbox,
+// and a reused pid another namespace).
+func (f netFault) sandboxAlive() bool {
+	l, err := os.Readlink("/proc/" + strconv.Itoa(f.pid) + "/ns/net")
+	return err == nil && l == f.netns
+}
+
+// NetworkFaults lists the network faults in effect, for status output.
+// A fault goes with its pod's sandbox.
+func (c *Cluster) NetworkFaults() []PodFault {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []PodFault
+	for key, f := range c.netFaults {
+		if !f.sandboxAlive() {
+			delete(c.netFaults, key)
+			continue
+		}
+		out = append(out, f.PodFault)
+	}
+	slices.SortFunc(out, func(a, b PodFault) int { return strings.Compare(a.Pod+" "+a.Fault, b.Pod+" "+b.Fault) })
+	return out
 }
 
 // realExec runs cmd in a container the way kubectl exec does: through the
