@@ -25,11 +25,11 @@ type Env struct {
 	// Dial connects from inside the cluster network (pod IPs, ClusterIPs,
 	// cluster DNS names); it fits go-redis Options.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// KillPod SIGKILLs every process of a pod (no preStop); the containers
-	// restart per the pod's restartPolicy.
+	// KillPod SIGKILLs every process of a pod (no preStop); the kubelet
+	// restarts the pod's containers per its restartPolicy.
 	KillPod func(ctx context.Context, ns, pod string) error
-	// Freeze SIGSTOPs every process of a pod (a hung node: no crash, no
-	// restart, just silence); Thaw resumes them.
+	// Freeze stops every process of a pod with the cgroup freezer (a hung
+	// node: no crash, no restart, just silence); Thaw resumes them.
 	Freeze func(ctx context.Context, ns, pod string) error
 	Thaw   func(ctx context.Context, ns, pod string) error
 	// AgentBinary is the redis-ha-agent binary of this checkout, built for

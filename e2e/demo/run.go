@@ -35,8 +35,9 @@ func Run(ctx context.Context, o Options) error {
 	p := NewPrinter(o.Out)
 	p.printf("redis-ha-agent demo: Redis made highly available on Kubernetes by a sidecar, no operator.\n")
 	p.printf("This starts a local Kubernetes cluster (a real kube-apiserver, scheduler, controller-manager,\n")
-	p.printf("CoreDNS and kube-proxy; pods run as processes on this machine), deploys Redis from manifests/\n")
-	p.printf("in both modes, then deletes and kills masters while a client writes. Every step is a check (✓/✗).\n")
+	p.printf("CoreDNS and kube-proxy; pods run on three upstream kubelets on containerd), deploys Redis from\n")
+	p.printf("manifests/ in both modes, then deletes and kills masters while a client writes. Every step is a\n")
+	p.printf("check (✓/✗).\n")
 	p.printf("Logs: %s (control plane), %s (one dir per pod)\n",
 		filepath.Join(o.StateDir, "logs"), filepath.Join(o.StateDir, "kubelet", "pods"))
 
@@ -99,7 +100,7 @@ func runModes(ctx context.Context, env Env, p *Printer) {
 	_ = c.Deploy(ctx)
 	p.Sub("SIGKILL every process of a master pod (the kubelet restarts them at once)")
 	_ = after(p, c.healthy, func() error { return c.Crash(ctx) })
-	p.Sub("Freeze a master pod (SIGSTOP, a hung node) until its replica takes over")
+	p.Sub("Freeze a master pod (cgroup freezer, a hung node) until its replica takes over")
 	_ = after(p, c.healthy, func() error { return c.Hang(ctx) })
 }
 
@@ -120,8 +121,8 @@ func phaseName(n string) string {
 		return "leftovers of earlier runs removed"
 	case "build", "build control plane":
 		return "control plane binaries (built once, then cached)"
-	case "agent build (overlapped)":
-		return "redis-ha-agent built (while the control plane starts)"
+	case "images (overlapped)":
+		return "images built or found in the cache (while the control plane starts)"
 	case "network+pki":
 		return "cluster network and certificates"
 	case "etcd":

@@ -220,10 +220,7 @@ func (d *daemon) routes() http.Handler {
 		d.mu.Unlock()
 		if c != nil {
 			s.Components = c.Components()
-			s.Faults = c.Network.Faults()
-			if c.real() {
-				s.Faults = c.NetworkFaults()
-			}
+			s.Faults = c.NetworkFaults()
 		}
 		writeJSON(w, s)
 	})

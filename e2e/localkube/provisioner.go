@@ -20,12 +20,13 @@ import (
 // provisioner is the external provisioner for localkube's StorageClasses:
 // for every pending claim of such a class it creates a PersistentVolume
 // pre-bound to the claim, and the controller manager's PV binder completes the
-// binding, exactly as with a CSI provisioner. The volume's data lives where the
-// node agent keeps it (a directory per claim name, which survives the pod), so
-// the PV's hostPath is informational.
+// binding, exactly as with a CSI provisioner. The volume is a hostPath
+// directory per claim under the state dir, which outlives the pod; every
+// node's kubelet can mount it, as the nodes share this machine's
+// filesystem.
 type provisioner struct {
 	cs   kubernetes.Interface
-	root string // node agent's PVC directory root
+	root string // directory of the claims' directories
 	log  zerolog.Logger
 }
 

@@ -240,8 +240,8 @@ func killRuncContainers(ctx context.Context, root string) error {
 // containerd), the Node turns NotReady, and the node lifecycle controller
 // taints it and evicts pods per their tolerations. StartNode undoes it.
 func (c *Cluster) StopNode(ctx context.Context, name string) error {
-	if !c.real() {
-		return fmt.Errorf("stop-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	if c.External() {
+		return fmt.Errorf("stop node %s: %w", name, ErrNeedsLocalNodes)
 	}
 	n, err := c.realNode(name)
 	if err != nil {
@@ -255,8 +255,8 @@ func (c *Cluster) StopNode(ctx context.Context, name string) error {
 
 // StartNode starts a stopped node's containerd and kubelet again.
 func (c *Cluster) StartNode(ctx context.Context, name string) error {
-	if !c.real() {
-		return fmt.Errorf("start-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	if c.External() {
+		return fmt.Errorf("start node %s: %w", name, ErrNeedsLocalNodes)
 	}
 	n, err := c.realNode(name)
 	if err != nil {

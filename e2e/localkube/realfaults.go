@@ -287,12 +287,12 @@ func (c *Cluster) realExec(ctx context.Context, ns, pod, container string, cmd [
 	return nil
 }
 
-// ContainerPID returns the host PID of a running container's main process
-// (real nodes only), for checks a test makes from outside the container:
+// ContainerPID returns the host PID of a running container's main process,
+// for checks a test makes from outside the container:
 // which binary runs, which cgroup limits apply.
 func (c *Cluster) ContainerPID(ctx context.Context, ns, pod, container string) (int, error) {
-	if !c.real() {
-		return 0, fmt.Errorf("ContainerPID needs real nodes (NodeRuntime %q), this cluster runs %q", RuntimeKubelet, c.opts.NodeRuntime)
+	if c.External() {
+		return 0, fmt.Errorf("find the process of %s/%s container %s: %w", ns, pod, container, ErrNeedsLocalNodes)
 	}
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
@@ -316,6 +316,3 @@ func (c *Cluster) ContainerPID(ctx context.Context, ns, pod, container string) (
 	}
 	return v.Info.PID, nil
 }
-
-// NodeRuntime tells what runs the pods: RuntimeKubelet or RuntimeAgent.
-func (c *Cluster) NodeRuntime() string { return c.opts.NodeRuntime }

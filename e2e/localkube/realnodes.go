@@ -11,17 +11,6 @@ import (
 	"time"
 )
 
-// Node runtimes Options.NodeRuntime selects.
-const (
-	// RuntimeKubelet runs every node as the upstream kubelet on its own
-	// containerd and runc, with CNI bridge networking: the images the
-	// manifests name run as they would on any conformant cluster.
-	RuntimeKubelet = "kubelet"
-	// RuntimeAgent is the process-based node agent in e2e/kubelet, which
-	// runs host binaries in place of images (being retired).
-	RuntimeAgent = "agent"
-)
-
 // Ports of the node components. All nodes share the cluster netns (they are
 // processes on one machine, like kind's nodes share one kernel), so each
 // node's kubelet and containerd streaming server get ports of their own; the
