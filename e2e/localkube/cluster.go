@@ -56,7 +56,7 @@ type Cluster struct {
 
 	// The nodes, and the images built during Up and loaded into every
 	// node, and the aliases tagged there.
-	realNodes    []*realNode
+	nodes        []*node
 	images       []images.Image
 	imageAliases map[string]string
 	imagesDone   chan struct{}
@@ -195,7 +195,7 @@ func (c *Cluster) up(ctx context.Context) error {
 		return err
 	}
 	c.phase("images (overlapped)", t2)
-	if err := c.startRealNodes(ctx); err != nil {
+	if err := c.startNodes(ctx); err != nil {
 		return err
 	}
 	if err := c.waitDNS(ctx); err != nil {
@@ -300,8 +300,8 @@ func (c *Cluster) down(ctx context.Context) error {
 	if c.imagesDone != nil {
 		<-c.imagesDone
 	}
-	if len(c.realNodes) > 0 {
-		if err := c.stopRealNodes(ctx); err != nil {
+	if len(c.nodes) > 0 {
+		if err := c.stopNodes(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -18,14 +18,14 @@ import (
 
 // The pod-level operations below take namespace and pod name, the way the
 // CLI and tests think about pods, and act on the pod's sandbox on its node
-// (realfaults.go).
+// (pods.go, netfaults.go).
 
 // Partition cuts the pod off from every other address (see partitionRules).
 func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Partition", ns, pod, ErrNeedsLocalNodes)
 	}
-	return c.realNetFault(ctx, ns, pod, "partition", partitionRules(), true)
+	return c.setNetFault(ctx, ns, pod, "partition", partitionRules(), true)
 }
 
 // Heal undoes Partition.
@@ -33,7 +33,7 @@ func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Heal", ns, pod, ErrNeedsLocalNodes)
 	}
-	return c.realNetFault(ctx, ns, pod, "partition", partitionRules(), false)
+	return c.setNetFault(ctx, ns, pod, "partition", partitionRules(), false)
 }
 
 // CutAPI drops the pod's traffic to the API server.
@@ -41,7 +41,7 @@ func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "CutAPI", ns, pod, ErrNeedsLocalNodes)
 	}
-	return c.realNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), true)
+	return c.setNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), true)
 }
 
 // RestoreAPI undoes CutAPI.
@@ -49,7 +49,7 @@ func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "RestoreAPI", ns, pod, ErrNeedsLocalNodes)
 	}
-	return c.realNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), false)
+	return c.setNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), false)
 }
 
 // KillContainer SIGKILLs one container; the kubelet restarts it per
@@ -60,7 +60,7 @@ func (c *Cluster) KillContainer(ns, pod, container string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return c.realKillContainer(ctx, ns, pod, container)
+	return c.killContainer(ctx, ns, pod, container)
 }
 
 // KillPod SIGKILLs every container of the pod and its sandbox at once,
@@ -71,7 +71,7 @@ func (c *Cluster) KillPod(ns, pod string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return c.realKillPod(ctx, ns, pod)
+	return c.killPod(ctx, ns, pod)
 }
 
 // Freeze stops every process of the pod with the cgroup freezer (a hung
@@ -82,7 +82,7 @@ func (c *Cluster) Freeze(ns, pod string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return c.realFreeze(ctx, ns, pod, "FROZEN")
+	return c.setFrozen(ctx, ns, pod, "FROZEN")
 }
 
 // Thaw resumes a frozen pod.
@@ -92,7 +92,7 @@ func (c *Cluster) Thaw(ns, pod string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return c.realFreeze(ctx, ns, pod, "THAWED")
+	return c.setFrozen(ctx, ns, pod, "THAWED")
 }
 
 // Exec runs cmd in a container of the pod, as `kubectl exec` does. An empty
@@ -105,7 +105,7 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []str
 		}
 		container = p.Spec.Containers[0].Name
 	}
-	return c.realExec(ctx, ns, pod, container, cmd, stdout, stderr)
+	return c.execInPod(ctx, ns, pod, container, cmd, stdout, stderr)
 }
 
 // DeletePod deletes the pod through the API, gracefully (preStop and the

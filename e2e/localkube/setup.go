@@ -55,7 +55,7 @@ func (c *Cluster) build(ctx context.Context) error {
 	return nil
 }
 
-// buildImages builds (or finds cached) the images real nodes run, in the
+// buildImages builds (or finds cached) the images the nodes run, in the
 // background while the control plane starts; waitImages collects them.
 func (c *Cluster) buildImages(ctx context.Context) {
 	c.imagesDone = make(chan struct{})

@@ -23,11 +23,11 @@ const (
 	cniPluginsVersion      = "v1.10.0" // e2e/hack/build-k8s.sh builds it
 )
 
-// realNode is one node: a containerd and a kubelet, each a process in the
+// node is one node: a containerd and a kubelet, each a process in the
 // cluster netns with the host's mount namespace, and a CNI configuration
 // that gives its pods addresses from a range of their own on the shared
 // bridge, so pods on different nodes reach each other directly.
-type realNode struct {
+type node struct {
 	name  string
 	index int    // 0-based; picks ports and the pod range 10.244.<index+1>.0/24
 	dir   string // <state>/nodes/<name>
@@ -39,19 +39,19 @@ type realNode struct {
 	stopped    bool // stop-node: kubelet and containerd are down on purpose
 }
 
-func (n *realNode) sock() string     { return filepath.Join(n.dir, "containerd", "containerd.sock") }
-func (n *realNode) endpoint() string { return "unix://" + n.sock() }
-func (n *realNode) kubeletPort() int { return kubeletPortBase + n.index }
-func (n *realNode) healthzPort() int { return kubeletHealthzPortBase + n.index }
-func (n *realNode) runcRoot() string { return filepath.Join(n.dir, "runc") }
+func (n *node) sock() string     { return filepath.Join(n.dir, "containerd", "containerd.sock") }
+func (n *node) endpoint() string { return "unix://" + n.sock() }
+func (n *node) kubeletPort() int { return kubeletPortBase + n.index }
+func (n *node) healthzPort() int { return kubeletHealthzPortBase + n.index }
+func (n *node) runcRoot() string { return filepath.Join(n.dir, "runc") }
 
 // cgroupRoot is the node's own subtree in every cgroup hierarchy (the
 // kubelet's cgroupRoot): kubepods and each pod's cgroups live below it, so
 // nodes never share a QoS cgroup and teardown removes exactly this subtree.
-func (n *realNode) cgroupRoot() string { return "/localkube-" + n.runID + "-" + n.name }
+func (n *node) cgroupRoot() string { return "/localkube-" + n.runID + "-" + n.name }
 
 // podRange is the node's host-local IPAM range inside the cluster CIDR.
-func (n *realNode) podRange() (start, end string) {
+func (n *node) podRange() (start, end string) {
 	return fmt.Sprintf("10.244.%d.2", n.index+1), fmt.Sprintf("10.244.%d.254", n.index+1)
 }
 
@@ -61,7 +61,7 @@ func (n *realNode) podRange() (start, end string) {
 // upstream plugins. restrict_oom_score_adj is needed here: processes lack
 // CAP_SYS_RESOURCE, so runc cannot lower a sandbox's oom_score_adj and
 // sandbox creation fails without it.
-func (n *realNode) containerdConfig(cniBin string) string {
+func (n *node) containerdConfig(cniBin string) string {
 	return fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -109,7 +109,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // cniConfig attaches pods to the cluster bridge with an address from the
 // node's range; the bridge already carries the gateway address, which every
 // pod routes through (to Services via kube-proxy, to the API server).
-func (n *realNode) cniConfig() ([]byte, error) {
+func (n *node) cniConfig() ([]byte, error) {
 	start, end := n.podRange()
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -140,7 +140,7 @@ func (n *realNode) cniConfig() ([]byte, error) {
 // from a default node is what this machine needs (cgroup v1 with the
 // cgroupfs driver, swap allowed) and what sharing one netns needs (ports);
 // the rest is what kind and kubeadm set.
-func (n *realNode) kubeletConfig(caFile string) string {
+func (n *node) kubeletConfig(caFile string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: %s
@@ -203,7 +203,7 @@ func cgroupHierarchies() []string {
 
 // makeCgroupRoot creates the node's cgroup root in every hierarchy: the
 // kubelet refuses a cgroupRoot that does not exist.
-func (n *realNode) makeCgroupRoot() error {
+func (n *node) makeCgroupRoot() error {
 	for _, h := range cgroupHierarchies() {
 		if err := os.MkdirAll(filepath.Join(h, n.cgroupRoot()), 0o755); err != nil {
 			return fmt.Errorf("node %s: create cgroup %s in %s: %w", n.name, n.cgroupRoot(), h, err)
@@ -284,7 +284,7 @@ func nodeLabelsFlag(labels map[string]string) string {
 }
 
 // writeFiles writes the node's configuration files.
-func (n *realNode) writeFiles(cniBin, caFile string) error {
+func (n *node) writeFiles(cniBin, caFile string) error {
 	for _, d := range []string{"containerd", "cni", "ipam", "pod-logs", "kubelet", "pki", "runc"} {
 		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
 			return fmt.Errorf("node %s: %w", n.name, err)

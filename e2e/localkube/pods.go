@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,21 +18,21 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 )
 
-// On real nodes every fault goes through the mechanism a node operator
-// would use: containerd for kills (the kubelet notices and restarts with its
-// own backoff), the cgroup freezer for freezes, and iptables inside the pod
-// sandbox's network namespace for partitions.
+// Every fault goes through the mechanism a node operator would use:
+// containerd for kills (the kubelet notices and restarts with its own
+// backoff), the cgroup freezer for freezes, and iptables inside the pod
+// sandbox's network namespace for partitions (netfaults.go).
 
-// podOnNode finds a pod's node and its sandbox on that node.
+// podRef is a pod, its node and its sandbox on that node.
 type podRef struct {
 	pod     *corev1.Pod
-	node    *realNode
+	node    *node
 	sandbox string // CRI pod sandbox id of the running sandbox
 	pid     int    // the sandbox's (pause) process
 }
 
-func (c *Cluster) realNode(name string) (*realNode, error) {
-	for _, n := range c.realNodes {
+func (c *Cluster) nodeNamed(name string) (*node, error) {
+	for _, n := range c.nodes {
 		if n.name == name {
 			return n, nil
 		}
@@ -49,7 +48,7 @@ func (c *Cluster) findPod(ctx context.Context, ns, name string) (podRef, error) 
 	if p.Spec.NodeName == "" {
 		return podRef{}, fmt.Errorf("pod %s/%s is not scheduled to a node yet", ns, name)
 	}
-	n, err := c.realNode(p.Spec.NodeName)
+	n, err := c.nodeNamed(p.Spec.NodeName)
 	if err != nil {
 		return podRef{}, err
 	}
@@ -71,7 +70,7 @@ func (c *Cluster) findPod(ctx context.Context, ns, name string) (podRef, error) 
 	return podRef{}, fmt.Errorf("pod %s/%s (uid %s) has no ready sandbox on node %s", ns, name, p.UID, n.name)
 }
 
-func (c *Cluster) sandboxInfo(ctx context.Context, n *realNode, id string) (pid int, uid string, err error) {
+func (c *Cluster) sandboxInfo(ctx context.Context, n *node, id string) (pid int, uid string, err error) {
 	out, err := c.crictl(ctx, n, "inspectp", "--output", "json", id)
 	if err != nil {
 		return 0, "", err
@@ -112,7 +111,7 @@ func containerIDs(p *corev1.Pod) map[string]string {
 	return ids
 }
 
-func (c *Cluster) realKillContainer(ctx context.Context, ns, pod, container string) error {
+func (c *Cluster) killContainer(ctx context.Context, ns, pod, container string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -131,9 +130,9 @@ func (c *Cluster) realKillContainer(ctx context.Context, ns, pod, container stri
 	return nil
 }
 
-// realKillPod SIGKILLs every container of the pod and its sandbox at once,
+// killPod SIGKILLs every container of the pod and its sandbox at once,
 // as if the processes died with no warning (no preStop).
-func (c *Cluster) realKillPod(ctx context.Context, ns, pod string) error {
+func (c *Cluster) killPod(ctx context.Context, ns, pod string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -166,7 +165,7 @@ func podFreezer(sandboxPID int) (string, error) {
 	return "", fmt.Errorf("process %d has no freezer cgroup (cgroup v1 freezer not mounted?)", sandboxPID)
 }
 
-func (c *Cluster) realFreeze(ctx context.Context, ns, pod string, state string) error {
+func (c *Cluster) setFrozen(ctx context.Context, ns, pod string, state string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -181,92 +180,9 @@ func (c *Cluster) realFreeze(ctx context.Context, ns, pod string, state string) 
 	return nil
 }
 
-// realNetFault inserts (on) or deletes the rules of a fault in the pod
-// sandbox's network namespace; `iptables -C` makes both idempotent. The
-// sandbox of a fault in effect is remembered, so that status can list it
-// and it can be undone while the API server is down.
-func (c *Cluster) realNetFault(ctx context.Context, ns, pod, fault string, rules [][]string, on bool) error {
-	key := ns + "/" + pod + " " + fault
-	r, err := c.findPod(ctx, ns, pod)
-	pid, ip := r.pid, ""
-	if err == nil {
-		ip = r.pod.Status.PodIP
-	} else {
-		c.mu.Lock()
-		f, ok := c.netFaults[key]
-		c.mu.Unlock()
-		if on || !ok || !f.sandboxAlive() {
-			return err
-		}
-		pid, ip = f.pid, f.IP
-	}
-	netns := "/proc/" + strconv.Itoa(pid) + "/ns/net"
-	for _, rule := range rules {
-		_, checkErr := output(ctx, "nsenter", append([]string{"--net=" + netns, "--", "iptables", "-w", "-C"}, rule...)...)
-		present := checkErr == nil
-		if present == on {
-			continue
-		}
-		op := "-I"
-		if !on {
-			op = "-D"
-		}
-		if _, err := output(ctx, "nsenter", append([]string{"--net=" + netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
-			return fmt.Errorf("%s pod %s/%s (%s): %w", fault, ns, pod, ip, err)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !on {
-		delete(c.netFaults, key)
-		return nil
-	}
-	link, err := os.Readlink(netns)
-	if err != nil {
-		return fmt.Errorf("%s pod %s/%s: the sandbox (pid %d) is gone: %w", fault, ns, pod, pid, err)
-	}
-	if c.netFaults == nil {
-		c.netFaults = map[string]netFault{}
-	}
-	c.netFaults[key] = netFault{PodFault: PodFault{Pod: ns + "/" + pod, IP: ip, Fault: fault}, pid: pid, netns: link}
-	return nil
-}
-
-// netFault is a network fault set on one pod sandbox.
-type netFault struct {
-	PodFault
-	pid   int    // the sandbox's process
-	netns string // its network namespace then, as /proc/<pid>/ns/net reads
-}
-
-// sandboxAlive tells whether the fault's sandbox still runs: its process
-// is in the same network namespace (a recreated pod has another sandbox,
-// and a reused pid another namespace).
-func (f netFault) sandboxAlive() bool {
-	l, err := os.Readlink("/proc/" + strconv.Itoa(f.pid) + "/ns/net")
-	return err == nil && l == f.netns
-}
-
-// NetworkFaults lists the network faults in effect, for status output.
-// A fault goes with its pod's sandbox.
-func (c *Cluster) NetworkFaults() []PodFault {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []PodFault
-	for key, f := range c.netFaults {
-		if !f.sandboxAlive() {
-			delete(c.netFaults, key)
-			continue
-		}
-		out = append(out, f.PodFault)
-	}
-	slices.SortFunc(out, func(a, b PodFault) int { return strings.Compare(a.Pod+" "+a.Fault, b.Pod+" "+b.Fault) })
-	return out
-}
-
-// realExec runs cmd in a container the way kubectl exec does: through the
+// execInPod runs cmd in a container the way kubectl exec does: through the
 // API server, the kubelet and containerd's streaming server.
-func (c *Cluster) realExec(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
+func (c *Cluster) execInPod(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
 	req := c.Clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: stdout != nil, Stderr: stderr != nil}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(c.RESTConfig, "GET", req.URL().String())
