@@ -90,5 +90,5 @@ func RepoRoot() (string, error) {
 // logHint names where to look after a failure.
 func (e Env) logHint(ns string) string {
 	return fmt.Sprintf("component logs: %s; pod logs: %s",
-		filepath.Join(e.StateDir, "logs"), filepath.Join(e.StateDir, "kubelet", "pods", ns+"_*"))
+		filepath.Join(e.StateDir, "logs"), filepath.Join(localkube.PodLogDirs(e.StateDir), ns+"_*"))
 }

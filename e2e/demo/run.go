@@ -38,8 +38,8 @@ func Run(ctx context.Context, o Options) error {
 	p.printf("CoreDNS and kube-proxy; pods run on three upstream kubelets on containerd), deploys Redis from\n")
 	p.printf("manifests/ in both modes, then deletes and kills masters while a client writes. Every step is a\n")
 	p.printf("check (✓/✗).\n")
-	p.printf("Logs: %s (control plane), %s (one dir per pod)\n",
-		filepath.Join(o.StateDir, "logs"), filepath.Join(o.StateDir, "kubelet", "pods"))
+	p.printf("Logs: %s (control plane and nodes), %s (one dir per pod)\n",
+		filepath.Join(o.StateDir, "logs"), localkube.PodLogDirs(o.StateDir))
 
 	p.Section(1, steps, "Local Kubernetes cluster")
 	d, err := StartDaemon(ctx, o.StateDir, func(ph localkube.Phase) { p.OK(phaseName(ph.Name), ph.Duration) })
@@ -73,7 +73,7 @@ func Run(ctx context.Context, o Options) error {
 		p.Info("(run `make demo KEEP=1` to keep it running and explore)")
 	}
 	if n := p.Failed(); n > 0 {
-		p.printf("\n✗ %d check(s) failed after %s. Logs: %s and %s\n", n, fmtDur(total), filepath.Join(o.StateDir, "logs"), filepath.Join(o.StateDir, "kubelet", "pods"))
+		p.printf("\n✗ %d check(s) failed after %s. Logs: %s and %s\n", n, fmtDur(total), filepath.Join(o.StateDir, "logs"), localkube.PodLogDirs(o.StateDir))
 		return fmt.Errorf("%d check(s) failed", n)
 	}
 	if ctx.Err() != nil {

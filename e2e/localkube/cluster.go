@@ -186,7 +186,7 @@ func (c *Cluster) up(ctx context.Context) error {
 	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.bgCancel = cancel
-	prov := &provisioner{cs: c.Clientset, root: c.pvcRoot(), log: c.log.With().Str("component", "provisioner").Logger()}
+	prov := &provisioner{cs: c.Clientset, stateDir: c.stateDir, log: c.log.With().Str("component", "provisioner").Logger()}
 	c.background("provisioner", func() error { return prov.run(bgCtx) })
 	// kube-proxy waits for its Node (node-a) before programming rules, so
 	// the nodes start before waiting for DNS through kube-proxy.
@@ -228,7 +228,20 @@ func (c *Cluster) clients() error {
 	return nil
 }
 
-func (c *Cluster) pvcRoot() string { return filepath.Join(c.stateDir, "kubelet", "pvc") }
+// VolumeDir is the directory behind a claim of localkube's StorageClasses
+// (see provisioner), where a test can read or damage what a pod wrote.
+func (c *Cluster) VolumeDir(ns, claim string) string { return volumeDir(c.stateDir, ns, claim) }
+
+func volumeDir(stateDir, ns, claim string) string {
+	return filepath.Join(stateDir, "volumes", ns, claim)
+}
+
+// PodLogDirs is a glob of the directories where the nodes of the cluster
+// in stateDir keep their pods' container logs, a <ns>_<pod>_<uid>
+// directory per pod (the files `kubectl logs` reads), for failure messages.
+func PodLogDirs(stateDir string) string { return filepath.Join(nodeDir(stateDir, "*"), "pod-logs") }
+
+func nodeDir(stateDir, name string) string { return filepath.Join(stateDir, "nodes", name) }
 
 // background runs fn until Down; an early error is reported by Err.
 func (c *Cluster) background(name string, fn func() error) {

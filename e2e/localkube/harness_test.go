@@ -309,7 +309,7 @@ func TestStatefulSetNetworkDNSStorage(t *testing.T) {
 			t.Fatalf("GET harness-key on recreated %s (%s) = %q, %v; want \"kept\" from the same volume", old.Name, fresh.Status.PodIP, got, err)
 		}
 		// Redis 7 keeps its AOF in appendonlydir inside the claim's directory.
-		dir := filepath.Join(cluster.StateDir, "kubelet", "pvc", ns, "data-"+old.Name, "appendonlydir")
+		dir := filepath.Join(cluster.VolumeDir(ns, "data-"+old.Name), "appendonlydir")
 		if _, err := os.Stat(dir); err != nil {
 			t.Fatalf("claim directory of %s: %v", old.Name, err)
 		}

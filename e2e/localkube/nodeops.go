@@ -34,7 +34,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 	caFile := filepath.Join(c.stateDir, "pki", "ca.crt")
 	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range c.opts.Nodes {
-		n := &node{name: name, index: i, dir: filepath.Join(c.stateDir, "nodes", name), runID: c.RunID}
+		n := &node{name: name, index: i, dir: nodeDir(c.stateDir, name), runID: c.RunID}
 		c.nodes = append(c.nodes, n)
 		g.Go(func() error {
 			if err := n.writeFiles(cniBin, caFile); err != nil {

@@ -39,11 +39,12 @@ type node struct {
 	stopped    bool // stop-node: kubelet and containerd are down on purpose
 }
 
-func (n *node) sock() string     { return filepath.Join(n.dir, "containerd", "containerd.sock") }
-func (n *node) endpoint() string { return "unix://" + n.sock() }
-func (n *node) kubeletPort() int { return kubeletPortBase + n.index }
-func (n *node) healthzPort() int { return kubeletHealthzPortBase + n.index }
-func (n *node) runcRoot() string { return filepath.Join(n.dir, "runc") }
+func (n *node) sock() string      { return filepath.Join(n.dir, "containerd", "containerd.sock") }
+func (n *node) endpoint() string  { return "unix://" + n.sock() }
+func (n *node) kubeletPort() int  { return kubeletPortBase + n.index }
+func (n *node) healthzPort() int  { return kubeletHealthzPortBase + n.index }
+func (n *node) runcRoot() string  { return filepath.Join(n.dir, "runc") }
+func (n *node) podLogDir() string { return filepath.Join(n.dir, "pod-logs") }
 
 // cgroupRoot is the node's own subtree in every cgroup hierarchy (the
 // kubelet's cgroupRoot): kubepods and each pod's cgroups live below it, so
@@ -182,7 +183,7 @@ serializeImagePulls: false
 shutdownGracePeriod: 0s
 protectKernelDefaults: false
 `, gatewayIP, n.kubeletPort(), n.healthzPort(), caFile, n.cgroupRoot(), n.endpoint(),
-		dnsServiceIP, clusterDomain, filepath.Join(n.dir, "pod-logs"))
+		dnsServiceIP, clusterDomain, n.podLogDir())
 }
 
 // cgroupHierarchies lists the mounted cgroup v1 hierarchies (and the v2

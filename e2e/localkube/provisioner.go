@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,9 +24,9 @@ import (
 // node's kubelet can mount it, as the nodes share this machine's
 // filesystem.
 type provisioner struct {
-	cs   kubernetes.Interface
-	root string // directory of the claims' directories
-	log  zerolog.Logger
+	cs       kubernetes.Interface
+	stateDir string // the claims' directories are below it (volumeDir)
+	log      zerolog.Logger
 }
 
 func (p *provisioner) run(ctx context.Context) error {
@@ -85,7 +84,7 @@ func (p *provisioner) provision(ctx context.Context, c *corev1.PersistentVolumeC
 	// any pod mounts it, open to every uid, because a kubelet applies a
 	// pod's fsGroup to a hostPath volume's ownership never (Redis runs as
 	// 999 here, not root).
-	dir := filepath.Join(p.root, c.Namespace, c.Name)
+	dir := volumeDir(p.stateDir, c.Namespace, c.Name)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("create volume directory for claim %s/%s: %w", c.Namespace, c.Name, err)
 	}

@@ -24,12 +24,12 @@ func (c *Cluster) prepareStateDir() error {
 			return fmt.Errorf("clear previous run's log: %w", err)
 		}
 	}
-	for _, sub := range []string{"pki", "etcd", "apiserver", "kubelet", "nodes"} {
+	for _, sub := range []string{"pki", "etcd", "apiserver", "volumes", "nodes"} {
 		if err := os.RemoveAll(filepath.Join(c.stateDir, sub)); err != nil {
 			return fmt.Errorf("clear previous run's %s: %w", filepath.Join(c.stateDir, sub), err)
 		}
 	}
-	for _, sub := range []string{"logs", "kubelet"} {
+	for _, sub := range []string{"logs"} {
 		if err := os.MkdirAll(filepath.Join(c.stateDir, sub), 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Join(c.stateDir, sub), err)
 		}

@@ -168,7 +168,7 @@ func removeRun(ctx context.Context, runID, stateDir string) error {
 		// The runc shims outlive a killed containerd, so their containers
 		// are stopped here, through runc's own state.
 		thawRun(runID)
-		nodes, _ := filepath.Glob(filepath.Join(stateDir, "nodes", "*", "runc"))
+		nodes, _ := filepath.Glob(filepath.Join(nodeDir(stateDir, "*"), "runc"))
 		for _, root := range nodes {
 			if err := killRuncContainers(ctx, root); err != nil {
 				errs = append(errs, err)
