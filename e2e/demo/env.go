@@ -35,7 +35,7 @@ type Env struct {
 	// AgentBinary is the redis-ha-agent binary of this checkout, built for
 	// this machine: its `status` command is what the demo shows.
 	AgentBinary string
-	// StateDir is the cluster's state dir: logs/ and kubelet/pods/ are
+	// StateDir is the cluster's state dir: logs/ and the nodes' pod logs are
 	// named in failure messages.
 	StateDir string
 	// RepoRoot is the checkout holding manifests/.
