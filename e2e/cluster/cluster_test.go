@@ -262,10 +262,10 @@ func TestClusterRolloutRestart(t *testing.T) {
 }
 
 // TestClusterCoordinatorLostDuringCreation freezes the coordinator's pod
-// the moment the first slots are assigned (SIGSTOP: its Lease runs out, the
-// pod neither answers nor dies), waits for another pod to take the Lease,
-// then thaws it: the new coordinator must finish the creation from what it
-// observes, without a second creation.
+// the moment the first slots are assigned (cgroup freezer: its Lease runs
+// out, the pod neither answers nor dies), waits for another pod to take the
+// Lease, then thaws it: the new coordinator must finish the creation from
+// what it observes, without a second creation.
 func TestClusterCoordinatorLostDuringCreation(t *testing.T) {
 	cluster.NeedsLocalNodes(t, "freeze")
 	ctx := context.Background()

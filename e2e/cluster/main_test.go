@@ -15,5 +15,5 @@ var cluster *localkube.Cluster
 
 func TestMain(m *testing.M) {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger().Level(zerolog.WarnLevel)
-	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), NodeRuntime: localkube.RuntimeKubelet, Log: log}, func(c *localkube.Cluster) { cluster = c }))
+	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), Log: log}, func(c *localkube.Cluster) { cluster = c }))
 }

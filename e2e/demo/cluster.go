@@ -95,7 +95,7 @@ func (c *Cluster) Crash(ctx context.Context) error {
 	})
 }
 
-// Hang SIGSTOPs every process of a master pod, like a node that stops
+// Hang freezes every process of a master pod, like a node that stops
 // answering without dying: after cluster-node-timeout (5s) the replica must
 // take the slots over; once that happened the pod is resumed and must
 // rejoin as a replica of its former replica.
@@ -103,7 +103,7 @@ func (c *Cluster) Hang(ctx context.Context) error {
 	return c.fault(ctx, clusterFault{
 		name:     "freeze a master pod (failover)",
 		command:  "freeze",
-		what:     "every process of %s frozen (SIGSTOP): a hung node",
+		what:     "every process of %s frozen (cgroup freezer): a hung node",
 		inject:   c.Env.Freeze,
 		resume:   c.Env.Thaw,
 		failover: true,
@@ -179,7 +179,7 @@ func (c *Cluster) fault(ctx context.Context, f clusterFault) error {
 	}
 	tle.add(tl.Down, fmt.Sprintf("redis-server on %s stops answering", victim))
 	tle.add(tl.PromotedAt, fmt.Sprintf("%s answers role:master: Redis Cluster failed over", tl.Promoted))
-	tle.add(resumed, fmt.Sprintf("%s resumed (SIGCONT)", victim))
+	tle.add(resumed, fmt.Sprintf("%s thawed", victim))
 	tle.add(tl.Back, fmt.Sprintf("redis-server on %s answers again (role:%s)", victim, tl.BackRole))
 	if r.LongestGap > 100*time.Millisecond {
 		tle.add(r.GapTo, fmt.Sprintf("end of the longest stretch without an acknowledged write (%s, from %s)", fmtDur(r.LongestGap), at(r.GapFrom, t0)))

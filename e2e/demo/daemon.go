@@ -116,6 +116,10 @@ func (d *Daemon) Env(ctx context.Context) (Env, error) {
 	if err != nil {
 		return Env{}, fmt.Errorf("find the cluster DNS Service kube-system/kube-dns: %w", err)
 	}
+	bin, err := buildAgentCLI(ctx, root, d.StateDir)
+	if err != nil {
+		return Env{}, err
+	}
 	n := newClusterNetwork(d.Status.RunID, dns.Spec.ClusterIP)
 	op := func(name string) func(ctx context.Context, ns, pod string) error {
 		return func(ctx context.Context, ns, pod string) error {
@@ -130,7 +134,7 @@ func (d *Daemon) Env(ctx context.Context) (Env, error) {
 		KillPod:     op("kill-pod"),
 		Freeze:      op("freeze"),
 		Thaw:        op("thaw"),
-		AgentBinary: agentBinary(d.StateDir, root),
+		AgentBinary: bin,
 		StateDir:    d.StateDir,
 		RepoRoot:    root,
 	}, nil

@@ -25,17 +25,17 @@ type Env struct {
 	// Dial connects from inside the cluster network (pod IPs, ClusterIPs,
 	// cluster DNS names); it fits go-redis Options.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// KillPod SIGKILLs every process of a pod (no preStop); the containers
-	// restart per the pod's restartPolicy.
+	// KillPod SIGKILLs every process of a pod (no preStop); the kubelet
+	// restarts the pod's containers per its restartPolicy.
 	KillPod func(ctx context.Context, ns, pod string) error
-	// Freeze SIGSTOPs every process of a pod (a hung node: no crash, no
-	// restart, just silence); Thaw resumes them.
+	// Freeze stops every process of a pod with the cgroup freezer (a hung
+	// node: no crash, no restart, just silence); Thaw resumes them.
 	Freeze func(ctx context.Context, ns, pod string) error
 	Thaw   func(ctx context.Context, ns, pod string) error
-	// AgentBinary is the redis-ha-agent binary the pods run; its `status`
-	// command is what the demo shows.
+	// AgentBinary is the redis-ha-agent binary of this checkout, built for
+	// this machine: its `status` command is what the demo shows.
 	AgentBinary string
-	// StateDir is the cluster's state dir: logs/ and kubelet/pods/ are
+	// StateDir is the cluster's state dir: logs/ and the nodes' pod logs are
 	// named in failure messages.
 	StateDir string
 	// RepoRoot is the checkout holding manifests/.
@@ -48,6 +48,10 @@ func FromCluster(c *localkube.Cluster) (Env, error) {
 	if err != nil {
 		return Env{}, err
 	}
+	bin, err := buildAgentCLI(context.Background(), root, c.StateDir)
+	if err != nil {
+		return Env{}, err
+	}
 	return Env{
 		Kubeconfig:  c.Kubeconfig,
 		KubectlBin:  c.KubectlPath(),
@@ -56,22 +60,10 @@ func FromCluster(c *localkube.Cluster) (Env, error) {
 		KillPod:     func(_ context.Context, ns, pod string) error { return c.KillPod(ns, pod) },
 		Freeze:      func(_ context.Context, ns, pod string) error { return c.Freeze(ns, pod) },
 		Thaw:        func(_ context.Context, ns, pod string) error { return c.Thaw(ns, pod) },
-		AgentBinary: agentBinary(c.StateDir, root),
+		AgentBinary: bin,
 		StateDir:    c.StateDir,
 		RepoRoot:    root,
 	}, nil
-}
-
-// agentBinary prefers the binary localkube built for the pods, so the status
-// command matches the agents it talks to; `make build`'s bin/ is the
-// fallback.
-func agentBinary(stateDir, root string) string {
-	for _, p := range []string{filepath.Join(stateDir, "bin", "redis-ha-agent"), filepath.Join(root, "bin", "redis-ha-agent")} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	return filepath.Join(root, "bin", "redis-ha-agent")
 }
 
 const rootModule = "module github.com/redis-ha-agent/redis-ha-agent"
@@ -98,5 +90,5 @@ func RepoRoot() (string, error) {
 // logHint names where to look after a failure.
 func (e Env) logHint(ns string) string {
 	return fmt.Sprintf("component logs: %s; pod logs: %s",
-		filepath.Join(e.StateDir, "logs"), filepath.Join(e.StateDir, "kubelet", "pods", ns+"_*"))
+		filepath.Join(e.StateDir, "logs"), filepath.Join(localkube.PodLogDirs(e.StateDir), ns+"_*"))
 }

@@ -35,10 +35,11 @@ func Run(ctx context.Context, o Options) error {
 	p := NewPrinter(o.Out)
 	p.printf("redis-ha-agent demo: Redis made highly available on Kubernetes by a sidecar, no operator.\n")
 	p.printf("This starts a local Kubernetes cluster (a real kube-apiserver, scheduler, controller-manager,\n")
-	p.printf("CoreDNS and kube-proxy; pods run as processes on this machine), deploys Redis from manifests/\n")
-	p.printf("in both modes, then deletes and kills masters while a client writes. Every step is a check (✓/✗).\n")
-	p.printf("Logs: %s (control plane), %s (one dir per pod)\n",
-		filepath.Join(o.StateDir, "logs"), filepath.Join(o.StateDir, "kubelet", "pods"))
+	p.printf("CoreDNS and kube-proxy; pods run on three upstream kubelets on containerd), deploys Redis from\n")
+	p.printf("manifests/ in both modes, then deletes and kills masters while a client writes. Every step is a\n")
+	p.printf("check (✓/✗).\n")
+	p.printf("Logs: %s (control plane and nodes), %s (one dir per pod)\n",
+		filepath.Join(o.StateDir, "logs"), localkube.PodLogDirs(o.StateDir))
 
 	p.Section(1, steps, "Local Kubernetes cluster")
 	d, err := StartDaemon(ctx, o.StateDir, func(ph localkube.Phase) { p.OK(phaseName(ph.Name), ph.Duration) })
@@ -72,7 +73,7 @@ func Run(ctx context.Context, o Options) error {
 		p.Info("(run `make demo KEEP=1` to keep it running and explore)")
 	}
 	if n := p.Failed(); n > 0 {
-		p.printf("\n✗ %d check(s) failed after %s. Logs: %s and %s\n", n, fmtDur(total), filepath.Join(o.StateDir, "logs"), filepath.Join(o.StateDir, "kubelet", "pods"))
+		p.printf("\n✗ %d check(s) failed after %s. Logs: %s and %s\n", n, fmtDur(total), filepath.Join(o.StateDir, "logs"), localkube.PodLogDirs(o.StateDir))
 		return fmt.Errorf("%d check(s) failed", n)
 	}
 	if ctx.Err() != nil {
@@ -99,7 +100,7 @@ func runModes(ctx context.Context, env Env, p *Printer) {
 	_ = c.Deploy(ctx)
 	p.Sub("SIGKILL every process of a master pod (the kubelet restarts them at once)")
 	_ = after(p, c.healthy, func() error { return c.Crash(ctx) })
-	p.Sub("Freeze a master pod (SIGSTOP, a hung node) until its replica takes over")
+	p.Sub("Freeze a master pod (cgroup freezer, a hung node) until its replica takes over")
 	_ = after(p, c.healthy, func() error { return c.Hang(ctx) })
 }
 
@@ -120,8 +121,8 @@ func phaseName(n string) string {
 		return "leftovers of earlier runs removed"
 	case "build", "build control plane":
 		return "control plane binaries (built once, then cached)"
-	case "agent build (overlapped)":
-		return "redis-ha-agent built (while the control plane starts)"
+	case "images (overlapped)":
+		return "images built or found in the cache (while the control plane starts)"
 	case "network+pki":
 		return "cluster network and certificates"
 	case "etcd":

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 	// lines saying what the histories already record.
 	redis.SetLogger(quiet{})
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger().Level(zerolog.WarnLevel)
-	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), NodeRuntime: localkube.RuntimeKubelet, Log: log}, func(c *localkube.Cluster) { cluster = c }))
+	os.Exit(localkube.RunTests(m, localkube.Options{StateDir: os.Getenv("LOCALKUBE_TEST_STATE_DIR"), Log: log}, func(c *localkube.Cluster) { cluster = c }))
 }
 
 type quiet struct{}

@@ -9,11 +9,13 @@ import (
 	"syscall"
 )
 
-// sentinelPID finds the redis-sentinel process of one pod of this run. The
-// node agent runs containers as host processes; the pod is identified by
-// its agent process (POD_NAMESPACE and POD_NAME in its environment, and the
-// namespace name carries a random suffix of this run), and the Sentinel is
-// the redis-sentinel in the same network namespace. Read-only /proc walk.
+// sentinelPID finds the redis-sentinel process of one pod of this run. A
+// container's processes are processes of this machine, in the container's
+// namespaces, so /proc shows them: the pod is identified by its agent
+// process (POD_NAMESPACE and POD_NAME in its environment, and the namespace
+// name carries a random suffix of this run), and the Sentinel is the
+// redis-sentinel in the same network namespace (the pod sandbox's).
+// Read-only /proc walk.
 func sentinelPID(ns, pod string) (int, error) {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	var netns string

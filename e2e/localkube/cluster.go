@@ -17,14 +17,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/images"
-	"github.com/redis-ha-agent/redis-ha-agent/e2e/kubelet"
 )
 
 // Cluster is a running local cluster. All methods are safe for concurrent use.
 type Cluster struct {
 	// RunID names every object of this run: netns lk-<RunID>-*.
 	RunID string
-	// StateDir holds this run's PKI, etcd data, logs and node agent root.
+	// StateDir holds this run's PKI, etcd data, logs, nodes and volumes.
 	StateDir string
 	// Kubeconfig is the host's kubeconfig (admin, via 127.0.0.1).
 	Kubeconfig string
@@ -33,7 +32,8 @@ type Cluster struct {
 	Clientset  kubernetes.Interface
 	// Resolver asks CoreDNS from inside the cluster network.
 	Resolver *net.Resolver
-	// Network is the pod network the node agent plugs pods into.
+	// Network is the cluster network namespace and the bridge in it that
+	// every node's CNI plugin attaches pods to.
 	Network *Network
 	// Timings are the durations of Up's phases, in order.
 	Timings []Phase
@@ -46,23 +46,17 @@ type Cluster struct {
 	fwd      *forwarder
 	ext      *externalDialer // E2E_KUBECONFIG clusters only
 
-	mu    sync.Mutex
-	procs map[string]*process
-
-	// The agent binary builds in the background during Up (see build).
-	agentDone   chan struct{}
-	agentErr    error
-	cancelAgent context.CancelFunc
+	mu        sync.Mutex
+	procs     map[string]*process
+	netFaults map[string]netFault // by "<ns>/<pod> <fault>"
 
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 	bgErrs   chan error
 
-	nodes *kubelet.Kubelet
-
-	// Real nodes (Options.NodeRuntime RuntimeKubelet): the images built
-	// during Up and loaded into every node, and the aliases tagged there.
-	realNodes    []*realNode
+	// The nodes, and the images built during Up and loaded into every
+	// node, and the aliases tagged there.
+	nodes        []*node
 	images       []images.Image
 	imageAliases map[string]string
 	imagesDone   chan struct{}
@@ -129,9 +123,7 @@ func (c *Cluster) up(ctx context.Context) error {
 		return err
 	}
 	c.phase("build control plane", t)
-	if c.opts.NodeRuntime == RuntimeKubelet {
-		c.buildImages(ctx)
-	}
+	c.buildImages(ctx)
 
 	t = time.Now()
 	c.spawn = newSpawner()
@@ -194,25 +186,16 @@ func (c *Cluster) up(ctx context.Context) error {
 	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.bgCancel = cancel
-	prov := &provisioner{cs: c.Clientset, root: c.pvcRoot(), log: c.log.With().Str("component", "provisioner").Logger()}
+	prov := &provisioner{cs: c.Clientset, stateDir: c.stateDir, log: c.log.With().Str("component", "provisioner").Logger()}
 	c.background("provisioner", func() error { return prov.run(bgCtx) })
 	// kube-proxy waits for its Node (node-a) before programming rules, so
-	// the node agent starts before waiting for DNS through kube-proxy.
+	// the nodes start before waiting for DNS through kube-proxy.
 	t2 := time.Now()
-	if err := c.waitAgent(ctx); err != nil {
+	if err := c.waitImages(ctx); err != nil {
 		return err
 	}
-	c.phase("agent build (overlapped)", t2)
-	if c.opts.NodeRuntime == RuntimeKubelet {
-		t3 := time.Now()
-		if err := c.waitImages(ctx); err != nil {
-			return err
-		}
-		c.phase("images (overlapped)", t3)
-		if err := c.startRealNodes(ctx); err != nil {
-			return err
-		}
-	} else if err := c.startNodes(bgCtx); err != nil {
+	c.phase("images (overlapped)", t2)
+	if err := c.startNodes(ctx); err != nil {
 		return err
 	}
 	if err := c.waitDNS(ctx); err != nil {
@@ -245,7 +228,20 @@ func (c *Cluster) clients() error {
 	return nil
 }
 
-func (c *Cluster) pvcRoot() string { return filepath.Join(c.stateDir, "kubelet", "pvc") }
+// VolumeDir is the directory behind a claim of localkube's StorageClasses
+// (see provisioner), where a test can read or damage what a pod wrote.
+func (c *Cluster) VolumeDir(ns, claim string) string { return volumeDir(c.stateDir, ns, claim) }
+
+func volumeDir(stateDir, ns, claim string) string {
+	return filepath.Join(stateDir, "volumes", ns, claim)
+}
+
+// PodLogDirs is a glob of the directories where the nodes of the cluster
+// in stateDir keep their pods' container logs, a <ns>_<pod>_<uid>
+// directory per pod (the files `kubectl logs` reads), for failure messages.
+func PodLogDirs(stateDir string) string { return filepath.Join(nodeDir(stateDir, "*"), "pod-logs") }
+
+func nodeDir(stateDir, name string) string { return filepath.Join(stateDir, "nodes", name) }
 
 // background runs fn until Down; an early error is reported by Err.
 func (c *Cluster) background(name string, fn func() error) {
@@ -314,16 +310,11 @@ func (c *Cluster) down(ctx context.Context) error {
 	}
 	start := time.Now()
 	var errs []error
-	if c.cancelAgent != nil {
-		// A failed Up must not leave a go build running.
-		c.cancelAgent()
-		<-c.agentDone
-	}
 	if c.imagesDone != nil {
 		<-c.imagesDone
 	}
-	if len(c.realNodes) > 0 {
-		if err := c.stopRealNodes(ctx); err != nil {
+	if len(c.nodes) > 0 {
+		if err := c.stopNodes(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

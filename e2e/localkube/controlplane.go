@@ -35,32 +35,16 @@ const (
 )
 
 // controllers are the kube-controller-manager controllers the tests need.
-// nodelifecycle is left out on purpose: node health is the fake kubelet's
-// business, and taint-based eviction would only add noise to fault tests.
+// nodelifecycle is among them: a stopped node must turn NotReady, be
+// tainted and have its pods evicted, as on any cluster.
 var controllers = strings.Join([]string{
 	"clusterrole-aggregation", "cronjob", "daemonset", "deployment", "disruption",
 	"endpoint", "endpointslice", "endpointslicemirroring", "garbagecollector", "job",
-	"namespace", "persistentvolume-binder", "podgc", "pv-protection", "pvc-protection",
-	"replicaset", "replicationcontroller", "resourcequota", "root-ca-cert-publisher",
-	"serviceaccount", "serviceaccount-token", "statefulset", "ttl-after-finished",
+	"namespace", "nodelifecycle", "persistentvolume-binder", "podgc", "pv-protection",
+	"pvc-protection", "replicaset", "replicationcontroller", "resourcequota",
+	"root-ca-cert-publisher", "serviceaccount", "serviceaccount-token", "statefulset",
+	"ttl-after-finished",
 }, ",")
-
-// controllerList adds nodelifecycle on real nodes: there, node health is
-// the kubelets' and a stopped node must turn NotReady, be tainted and have
-// its pods evicted, as on any cluster.
-func (c *Cluster) controllerList() string {
-	if c.real() {
-		return controllers + ",nodelifecycle"
-	}
-	return controllers
-}
-
-func (c *Cluster) disabledAdmission() string {
-	if c.real() {
-		return ""
-	}
-	return "TaintNodesByCondition"
-}
 
 // componentArgs returns the command line of one component. Everything it
 // reads lives in the state directory.
@@ -95,10 +79,6 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--service-account-signing-key-file=" + pk("sa.key"),
 			"--authorization-mode=Node,RBAC",
 			"--allow-privileged=true",
-			// This plugin taints every new Node not-ready:NoSchedule, and only
-			// the nodelifecycle controller lifts the taint again; it runs
-			// only with real nodes (see controllerList).
-			"--disable-admission-plugins=" + c.disabledAdmission(),
 			"--cert-dir=" + filepath.Join(c.stateDir, "apiserver"),
 			"--profiling=false",
 			// logs, exec and port-forward go through the kubelets.
@@ -114,7 +94,7 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--use-service-account-credentials=true",
 			"--service-account-private-key-file=" + pk("sa.key"),
 			"--root-ca-file=" + pk("ca.crt"),
-			"--controllers=" + c.controllerList(),
+			"--controllers=" + controllers,
 			"--profiling=false",
 		}, nil
 	case compScheduler:
@@ -136,7 +116,7 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--proxy-mode=iptables",
 			"--cluster-cidr=" + clusterCIDR,
 			// kube-proxy waits up to 30s for its own Node object; it plays
-			// the first node, which the node agent registers at once.
+			// the first node, which that node's kubelet registers.
 			"--hostname-override=" + c.opts.Nodes[0],
 			"--bind-address=" + gatewayIP,
 			// The conntrack table size is a host-wide setting; leave it alone.

@@ -220,7 +220,7 @@ func (d *daemon) routes() http.Handler {
 		d.mu.Unlock()
 		if c != nil {
 			s.Components = c.Components()
-			s.Faults = c.Network.Faults()
+			s.Faults = c.NetworkFaults()
 		}
 		writeJSON(w, s)
 	})

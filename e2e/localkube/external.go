@@ -27,10 +27,6 @@ import (
 	"k8s.io/client-go/transport/spdy"
 )
 
-// RuntimeExternal is the node runtime of a cluster this package did not
-// start (E2E_KUBECONFIG): kind, k3s or any other conformant cluster.
-const RuntimeExternal = "external"
-
 // ErrNeedsLocalNodes is returned by a fault that only the local nodes can
 // cause (a process signal, the cgroup freezer, iptables in a pod's network
 // namespace, stopping the API server or a node) on an E2E_KUBECONFIG cluster.
@@ -58,14 +54,14 @@ func Attach(ctx context.Context, kubeconfig string, log zerolog.Logger) (*Cluste
 		return nil, fmt.Errorf("API server of kubeconfig %s (E2E_KUBECONFIG) does not answer: %w", kubeconfig, err)
 	}
 	c := &Cluster{RunID: "external", Kubeconfig: kubeconfig, RESTConfig: cfg, Clientset: cs, log: log,
-		opts: Options{NodeRuntime: RuntimeExternal, Log: log}, procs: map[string]*process{}}
+		opts: Options{Log: log}, procs: map[string]*process{}}
 	c.ext = &externalDialer{c: c, fwds: map[string]*forward{}}
 	c.Resolver = &net.Resolver{PreferGo: true, Dial: c.ext.dialDNS}
 	return c, nil
 }
 
 // External tells whether the cluster is an E2E_KUBECONFIG cluster.
-func (c *Cluster) External() bool { return c.opts.NodeRuntime == RuntimeExternal }
+func (c *Cluster) External() bool { return c.ext != nil }
 
 // notRun lists the tests an E2E_KUBECONFIG cluster could not run, with the
 // fault each needed; RunTests prints it.

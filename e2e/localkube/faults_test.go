@@ -3,6 +3,7 @@ package localkube_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,7 +113,8 @@ func TestNetworkFaults(t *testing.T) {
 }
 
 // TestAPIServerStopStart stops kube-apiserver, checks that the API is gone
-// while pods keep serving, and that it comes back with the same data.
+// while pods keep serving and a partition set before can still be healed,
+// and that the API comes back with the same data.
 func TestAPIServerStopStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -121,6 +123,13 @@ func TestAPIServerStopStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod := waitPods(t, ctx, ns, "app=faults", 1, 2*time.Minute)[0]
+	if err := cluster.Partition(ctx, ns, "c"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Heal(context.Background(), ns, "c") })
+	if got := faultsOf(ns + "/c"); !slices.Equal(got, []string{"partition"}) {
+		t.Errorf("NetworkFaults of %s/c after Partition = %v, want [partition]", ns, got)
+	}
 	if err := cluster.StopAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +140,18 @@ func TestAPIServerStopStart(t *testing.T) {
 	if err == nil {
 		t.Fatal("API answered after StopAPIServer")
 	}
+	healStart := time.Now()
+	if err := cluster.Heal(ctx, ns, "c"); err != nil {
+		t.Errorf("Heal while the API server is down: %v", err)
+	}
+	t.Logf("healed without the API in %s", time.Since(healStart).Round(time.Millisecond))
+	if got := faultsOf(ns + "/c"); len(got) != 0 {
+		t.Errorf("NetworkFaults of %s/c after Heal = %v, want none", ns, got)
+	}
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		return pingFromCluster(ctx, pod.Status.PodIP) == nil, nil
 	}); err != nil {
-		t.Errorf("pod c (%s) stopped serving while the API server was down: %v", pod.Status.PodIP, err)
+		t.Errorf("pod c (%s), healed, did not serve while the API server was down: %v", pod.Status.PodIP, err)
 	}
 	start := time.Now()
 	if err := cluster.StartAPIServer(ctx); err != nil {
@@ -145,4 +162,15 @@ func TestAPIServerStopStart(t *testing.T) {
 	if err != nil || got.UID != pod.UID {
 		t.Fatalf("pod c after restart: %v, %v; want the same pod (UID %s)", got, err, pod.UID)
 	}
+}
+
+// faultsOf lists the network faults in effect on one pod (<ns>/<name>).
+func faultsOf(pod string) []string {
+	var out []string
+	for _, f := range cluster.NetworkFaults() {
+		if f.Pod == pod {
+			out = append(out, f.Fault)
+		}
+	}
+	return out
 }

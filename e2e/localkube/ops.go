@@ -16,44 +16,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// real tells whether the nodes are kubelets on containerd.
-func (c *Cluster) real() bool { return c.opts.NodeRuntime == RuntimeKubelet }
-
 // The pod-level operations below take namespace and pod name, the way the
-// CLI and tests think about pods. Process faults go to the node agent;
-// network faults find the pod's netns by UID.
+// CLI and tests think about pods, and act on the pod's sandbox on its node
+// (pods.go, netfaults.go).
 
-// podUID finds the UID of the pod's current incarnation. While the API
-// server is down (StopAPIServer) it falls back to the network's own record,
-// so a partition can still be healed during an API outage.
-func (c *Cluster) podUID(ctx context.Context, ns, pod string) (string, error) {
-	p, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-	if err == nil {
-		return string(p.UID), nil
-	}
-	if uid, ok := c.Network.uidByName(pod); ok {
-		return uid, nil
-	}
-	return "", fmt.Errorf("find pod %s/%s: %w", ns, pod, err)
-}
-
-func (c *Cluster) netFault(ctx context.Context, ns, pod string, fn func(uid string) error) error {
-	uid, err := c.podUID(ctx, ns, pod)
-	if err != nil {
-		return err
-	}
-	return fn(uid)
-}
-
-// Partition cuts the pod off from every other address (see Network.Partition).
+// Partition cuts the pod off from every other address (see partitionRules).
 func (c *Cluster) Partition(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Partition", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		return c.realNetFault(ctx, ns, pod, partitionRules(), true)
-	}
-	return c.netFault(ctx, ns, pod, c.Network.Partition)
+	return c.setNetFault(ctx, ns, pod, "partition", partitionRules(), true)
 }
 
 // Heal undoes Partition.
@@ -61,10 +33,7 @@ func (c *Cluster) Heal(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Heal", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		return c.realNetFault(ctx, ns, pod, partitionRules(), false)
-	}
-	return c.netFault(ctx, ns, pod, c.Network.Heal)
+	return c.setNetFault(ctx, ns, pod, "partition", partitionRules(), false)
 }
 
 // CutAPI drops the pod's traffic to the API server.
@@ -72,10 +41,7 @@ func (c *Cluster) CutAPI(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "CutAPI", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		return c.realNetFault(ctx, ns, pod, cutAPIRules(), true)
-	}
-	return c.netFault(ctx, ns, pod, c.Network.CutAPI)
+	return c.setNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), true)
 }
 
 // RestoreAPI undoes CutAPI.
@@ -83,49 +49,40 @@ func (c *Cluster) RestoreAPI(ctx context.Context, ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "RestoreAPI", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		return c.realNetFault(ctx, ns, pod, cutAPIRules(), false)
-	}
-	return c.netFault(ctx, ns, pod, c.Network.RestoreAPI)
+	return c.setNetFault(ctx, ns, pod, "cut-api", cutAPIRules(), false)
 }
 
-// KillContainer SIGKILLs one container; it restarts per restartPolicy.
+// KillContainer SIGKILLs one container; the kubelet restarts it per
+// restartPolicy.
 func (c *Cluster) KillContainer(ns, pod, container string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "KillContainer", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return c.realKillContainer(ctx, ns, pod, container)
-	}
-	return c.nodes.KillContainer(ns, pod, container)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.killContainer(ctx, ns, pod, container)
 }
 
-// KillPod SIGKILLs every process of the pod, without preStop hooks.
+// KillPod SIGKILLs every container of the pod and its sandbox at once,
+// without preStop hooks.
 func (c *Cluster) KillPod(ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "KillPod", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return c.realKillPod(ctx, ns, pod)
-	}
-	return c.nodes.KillPod(ns, pod)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.killPod(ctx, ns, pod)
 }
 
-// Freeze SIGSTOPs every process of the pod; Thaw resumes them.
+// Freeze stops every process of the pod with the cgroup freezer (a hung
+// node: no crash, no restart, just silence); Thaw resumes them.
 func (c *Cluster) Freeze(ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Freeze", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return c.realFreeze(ctx, ns, pod, "FROZEN")
-	}
-	return c.nodes.Freeze(ns, pod)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.setFrozen(ctx, ns, pod, "FROZEN")
 }
 
 // Thaw resumes a frozen pod.
@@ -133,16 +90,13 @@ func (c *Cluster) Thaw(ns, pod string) error {
 	if c.External() {
 		return fmt.Errorf("%s %s/%s: %w", "Thaw", ns, pod, ErrNeedsLocalNodes)
 	}
-	if c.real() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return c.realFreeze(ctx, ns, pod, "THAWED")
-	}
-	return c.nodes.Thaw(ns, pod)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.setFrozen(ctx, ns, pod, "THAWED")
 }
 
-// Exec runs cmd in a container of the pod (network, mount and UTS namespaces,
-// environment). An empty container means the pod's first container.
+// Exec runs cmd in a container of the pod, as `kubectl exec` does. An empty
+// container means the pod's first container.
 func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
 	if container == "" {
 		p, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
@@ -151,10 +105,7 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd []str
 		}
 		container = p.Spec.Containers[0].Name
 	}
-	if c.real() || c.External() {
-		return c.realExec(ctx, ns, pod, container, cmd, stdout, stderr)
-	}
-	return c.nodes.Exec(ctx, ns, pod, container, cmd, stdout, stderr)
+	return c.execInPod(ctx, ns, pod, container, cmd, stdout, stderr)
 }
 
 // DeletePod deletes the pod through the API, gracefully (preStop and the
@@ -226,18 +177,9 @@ func (c *Cluster) Kubectl(ctx context.Context, stdout, stderr io.Writer, args ..
 }
 
 // ContainerLog returns what a container of the pod wrote, as `kubectl logs`
-// shows it (on the process-based node agent: its log file, every run).
+// shows it, after what its previous run wrote if it restarted: a test
+// looking for a line must not miss it because the container restarted.
 func (c *Cluster) ContainerLog(ctx context.Context, ns, pod, container string) (string, error) {
-	if !c.real() && !c.External() {
-		path, err := c.nodes.LogPath(ns, pod, container)
-		if err != nil {
-			return "", err
-		}
-		b, err := os.ReadFile(path)
-		return string(b), err
-	}
-	// The previous run first (a restarted container's earlier lines), as
-	// the node agent's log file has every run.
 	prev, _ := c.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: true}).DoRaw(ctx)
 	b, err := c.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
 	if err != nil {

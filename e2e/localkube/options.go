@@ -17,35 +17,29 @@ import (
 // Options configure Up. The zero value works from anywhere inside the
 // repository checkout.
 type Options struct {
-	// StateDir holds the PKI, etcd data, kubeconfigs, logs and the node
-	// agent's directories. Default /tmp/localkube. One live run per dir.
+	// StateDir holds the PKI, etcd data, kubeconfigs, logs, the nodes'
+	// directories and the volumes. Default /tmp/localkube. One live run
+	// per dir.
 	StateDir string
 	// BinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
-	// kube-proxy and coredns. Empty: e2e/hack/build-k8s.sh builds what is
-	// missing into the version-keyed cache and says where.
+	// kube-proxy, coredns, kubelet, crictl and the CNI plugins. Empty:
+	// e2e/hack/build-k8s.sh builds what is missing into the version-keyed
+	// cache and says where.
 	BinDir string
 	// CacheDir is passed to build-k8s.sh. Empty: its default.
 	CacheDir string
-	// RepoRoot is the redis-ha-agent checkout. Empty: found by walking up
-	// from the working directory.
+	// RepoRoot is the redis-ha-agent checkout the agent image is built
+	// from. Empty: found by walking up from the working directory.
 	RepoRoot string
 	// EtcdBinary defaults to etcd on PATH (Debian's etcd-server).
 	EtcdBinary string
-	// AgentBinary is the redis-ha-agent binary pods run. Empty: built from
-	// RepoRoot into StateDir/bin.
-	AgentBinary string
-	// Nodes are the Node objects the node agent registers. Default
+	// Nodes are the nodes, a kubelet and a containerd each. Default
 	// node-a, node-b, node-c.
 	Nodes []string
 	// NodeLabels adds labels per node (e.g. topology.kubernetes.io/zone).
 	NodeLabels map[string]map[string]string
 	// Log receives progress and component errors. Zero value: discarded.
 	Log zerolog.Logger
-	// NodeRuntime is RuntimeKubelet (the upstream kubelet on containerd,
-	// running the images built by e2e/images) or RuntimeAgent (the
-	// process-based node agent). Empty: $LOCALKUBE_NODE_RUNTIME, else
-	// RuntimeAgent.
-	NodeRuntime string
 	// ImageCacheDir is where e2e/images keeps built images. Empty: its
 	// default (under the same cache root as the Kubernetes binaries).
 	ImageCacheDir string
@@ -72,20 +66,10 @@ func (o *Options) setDefaults() error {
 		}
 		o.EtcdBinary = p
 	}
-	if o.NodeRuntime == "" {
-		o.NodeRuntime = os.Getenv("LOCALKUBE_NODE_RUNTIME")
-	}
-	switch o.NodeRuntime {
-	case "":
-		o.NodeRuntime = RuntimeAgent
-	case RuntimeAgent, RuntimeKubelet:
-	default:
-		return fmt.Errorf("node runtime %q (Options.NodeRuntime or $LOCALKUBE_NODE_RUNTIME): want %q or %q", o.NodeRuntime, RuntimeKubelet, RuntimeAgent)
-	}
 	if len(o.Nodes) == 0 {
 		o.Nodes = []string{"node-a", "node-b", "node-c"}
 	}
-	if o.RepoRoot == "" && (o.BinDir == "" || o.AgentBinary == "") {
+	if o.RepoRoot == "" {
 		root, err := findRepoRoot()
 		if err != nil {
 			return err
@@ -139,21 +123,4 @@ func buildK8s(ctx context.Context, o Options) (string, error) {
 		return "", fmt.Errorf("%s printed no bin directory", script)
 	}
 	return last, nil
-}
-
-// buildAgent builds the redis-ha-agent binary the node agent maps the
-// agent's image to. Go's build cache makes this a link step when warm.
-func buildAgent(ctx context.Context, o Options, out string) error {
-	// The same flags as `make build` and the Dockerfile, so footprint
-	// figures measured on the local cluster are the shipped binary's.
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/redis-ha-agent")
-	cmd.Dir = o.RepoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	var b bytes.Buffer
-	cmd.Stdout = &b
-	cmd.Stderr = &b
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/redis-ha-agent in %s: %w: %s", o.RepoRoot, err, strings.TrimSpace(b.String()))
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,13 +19,14 @@ import (
 // provisioner is the external provisioner for localkube's StorageClasses:
 // for every pending claim of such a class it creates a PersistentVolume
 // pre-bound to the claim, and the controller manager's PV binder completes the
-// binding, exactly as with a CSI provisioner. The volume's data lives where the
-// node agent keeps it (a directory per claim name, which survives the pod), so
-// the PV's hostPath is informational.
+// binding, exactly as with a CSI provisioner. The volume is a hostPath
+// directory per claim under the state dir, which outlives the pod; every
+// node's kubelet can mount it, as the nodes share this machine's
+// filesystem.
 type provisioner struct {
-	cs   kubernetes.Interface
-	root string // node agent's PVC directory root
-	log  zerolog.Logger
+	cs       kubernetes.Interface
+	stateDir string // the claims' directories are below it (volumeDir)
+	log      zerolog.Logger
 }
 
 func (p *provisioner) run(ctx context.Context) error {
@@ -84,7 +84,7 @@ func (p *provisioner) provision(ctx context.Context, c *corev1.PersistentVolumeC
 	// any pod mounts it, open to every uid, because a kubelet applies a
 	// pod's fsGroup to a hostPath volume's ownership never (Redis runs as
 	// 999 here, not root).
-	dir := filepath.Join(p.root, c.Namespace, c.Name)
+	dir := volumeDir(p.stateDir, c.Namespace, c.Name)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("create volume directory for claim %s/%s: %w", c.Namespace, c.Name, err)
 	}

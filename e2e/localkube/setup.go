@@ -24,12 +24,12 @@ func (c *Cluster) prepareStateDir() error {
 			return fmt.Errorf("clear previous run's log: %w", err)
 		}
 	}
-	for _, sub := range []string{"pki", "etcd", "apiserver", "kubelet", "nodes"} {
+	for _, sub := range []string{"pki", "etcd", "apiserver", "volumes", "nodes"} {
 		if err := os.RemoveAll(filepath.Join(c.stateDir, sub)); err != nil {
 			return fmt.Errorf("clear previous run's %s: %w", filepath.Join(c.stateDir, sub), err)
 		}
 	}
-	for _, sub := range []string{"logs", "bin", "kubelet"} {
+	for _, sub := range []string{"logs"} {
 		if err := os.MkdirAll(filepath.Join(c.stateDir, sub), 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Join(c.stateDir, sub), err)
 		}
@@ -37,23 +37,8 @@ func (c *Cluster) prepareStateDir() error {
 	return nil
 }
 
-// build makes sure the control-plane binaries exist and starts building the
-// agent binary in the background: only the node agent needs it, so the
-// build overlaps with starting the control plane. waitAgent collects it;
-// Down stops it if Up fails first.
+// build makes sure the control-plane and node binaries exist.
 func (c *Cluster) build(ctx context.Context) error {
-	c.agentDone = make(chan struct{})
-	agentCtx, cancelAgent := context.WithCancel(ctx)
-	c.cancelAgent = cancelAgent
-	if c.opts.AgentBinary == "" {
-		c.opts.AgentBinary = filepath.Join(c.stateDir, "bin", "redis-ha-agent")
-		go func() {
-			c.agentErr = buildAgent(agentCtx, c.opts, c.opts.AgentBinary)
-			close(c.agentDone)
-		}()
-	} else {
-		close(c.agentDone)
-	}
 	c.binDir = c.opts.BinDir
 	if c.binDir == "" {
 		dir, err := buildK8s(ctx, c.opts)
@@ -62,11 +47,7 @@ func (c *Cluster) build(ctx context.Context) error {
 		}
 		c.binDir = dir
 	}
-	want := []string{compAPIServer, compController, compScheduler, compCoreDNS, compKubeProxy}
-	if c.opts.NodeRuntime == RuntimeKubelet {
-		want = append(want, "kubelet", "crictl")
-	}
-	for _, name := range want {
+	for _, name := range []string{compAPIServer, compController, compScheduler, compCoreDNS, compKubeProxy, "kubelet", "crictl"} {
 		if _, err := os.Stat(filepath.Join(c.binDir, name)); err != nil {
 			return fmt.Errorf("control-plane binary %s missing in bin dir %s: fix the bin dir or leave it empty so e2e/hack/build-k8s.sh builds it: %w", name, c.binDir, err)
 		}
@@ -74,16 +55,7 @@ func (c *Cluster) build(ctx context.Context) error {
 	return nil
 }
 
-func (c *Cluster) waitAgent(ctx context.Context) error {
-	select {
-	case <-c.agentDone:
-		return c.agentErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// buildImages builds (or finds cached) the images real nodes run, in the
+// buildImages builds (or finds cached) the images the nodes run, in the
 // background while the control plane starts; waitImages collects them.
 func (c *Cluster) buildImages(ctx context.Context) {
 	c.imagesDone = make(chan struct{})

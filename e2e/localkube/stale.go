@@ -165,10 +165,10 @@ func removeRun(ctx context.Context, runID, stateDir string) error {
 		}
 	}
 	if stateDir != "" {
-		// Real nodes: the runc shims outlive a killed containerd, so their
-		// containers are stopped here, through runc's own state.
+		// The runc shims outlive a killed containerd, so their containers
+		// are stopped here, through runc's own state.
 		thawRun(runID)
-		nodes, _ := filepath.Glob(filepath.Join(stateDir, "nodes", "*", "runc"))
+		nodes, _ := filepath.Glob(filepath.Join(nodeDir(stateDir, "*"), "runc"))
 		for _, root := range nodes {
 			if err := killRuncContainers(ctx, root); err != nil {
 				errs = append(errs, err)
@@ -236,9 +236,9 @@ func unescapeMount(s string) string {
 }
 
 // removeOrphanCNINetns deletes pod network namespaces (cni-*, made by
-// containerd's CNI plugin for real nodes) that a dead run left: their veth
-// went with the run's cluster netns, so only loopback is left. A sandbox
-// being set up right now has no veth yet either, hence the age check.
+// containerd's CNI plugin) that a dead run left: their veth went with the
+// run's cluster netns, so only loopback is left. A sandbox being set up
+// right now has no veth yet either, hence the age check.
 func removeOrphanCNINetns(ctx context.Context, log zerolog.Logger) error {
 	entries, err := os.ReadDir(netnsDir)
 	if err != nil {

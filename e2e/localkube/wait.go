@@ -140,9 +140,6 @@ func (c *Cluster) waitDNS(ctx context.Context) error {
 
 // waitNodesReady waits for every configured node to report Ready.
 func (c *Cluster) waitNodesReady(ctx context.Context) error {
-	if c.nodes == nil && len(c.realNodes) == 0 {
-		return nil
-	}
 	return c.poll(ctx, fmt.Sprintf("nodes %v Ready", c.opts.Nodes), "", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		// A pod in the default namespace is refused until the serviceaccount
 		// controller made its "default" ServiceAccount; a cluster is ready

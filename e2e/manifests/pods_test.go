@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,8 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
 // waitPods waits until n pods match selector, all Running and Ready, none
@@ -85,18 +81,9 @@ func execIn(ctx context.Context, ns, pod, container string, cmd ...string) (stri
 }
 
 // containerLog is what a container of the pod's current incarnation wrote
-// so far: the node agent appends each container's stdout and stderr to
-// <state>/kubelet/pods/<ns>_<pod>_<uid>/<container>.log (e2e/kubelet).
+// so far, its previous run's lines first (Cluster.ContainerLog); empty when
+// the logs cannot be read.
 func containerLog(ns string, pod *corev1.Pod, container string) string {
-	if cluster.NodeRuntime() == localkube.RuntimeAgent {
-		// The node agent's file has every run of the container, finished
-		// init containers included.
-		b, err := os.ReadFile(filepath.Join(cluster.StateDir, "kubelet", "pods", fmt.Sprintf("%s_%s_%s", ns, pod.Name, pod.UID), container+".log"))
-		if err != nil {
-			return ""
-		}
-		return string(b)
-	}
 	b, err := cluster.ContainerLog(context.Background(), ns, pod.Name, container)
 	if err != nil {
 		return ""

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/demo"
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
 // TestCluster deploys manifests/overlays/cluster-6 and checks what an
@@ -27,7 +28,7 @@ func TestCluster(t *testing.T) {
 	}
 	view, err := env.WaitCluster(ctx, ns, sts, pods, 4*time.Minute)
 	if err != nil {
-		t.Fatalf("%v\n(pod logs: %s)", err, filepath.Join(env.StateDir, "kubelet", "pods"))
+		t.Fatalf("%v\n(pod logs: %s)", err, localkube.PodLogDirs(env.StateDir))
 	}
 	t.Logf("masters %v, replicas %v", view.Masters, view.Replicas)
 	lease, err := env.Kube.CoordinationV1().Leases(ns).Get(ctx, sts, metav1.GetOptions{})

@@ -16,7 +16,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(localkube.RunTests(m, localkube.Options{NodeRuntime: localkube.RuntimeKubelet}, func(c *localkube.Cluster) {
+	os.Exit(localkube.RunTests(m, localkube.Options{}, func(c *localkube.Cluster) {
 		e, err := demo.FromCluster(c)
 		if err != nil {
 			panic(err) // RunTests tears the cluster down on the way out

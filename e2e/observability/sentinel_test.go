@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/demo"
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/localkube"
 )
 
 // TestSentinel deploys manifests/overlays/sentinel-3, checks `status -o
@@ -26,7 +27,7 @@ func TestSentinel(t *testing.T) {
 	}
 	master, err := env.WaitSentinel(ctx, ns, sts, 3, 4*time.Minute)
 	if err != nil {
-		t.Fatalf("%v\n(pod logs: %s)", err, filepath.Join(env.StateDir, "kubelet", "pods"))
+		t.Fatalf("%v\n(pod logs: %s)", err, localkube.PodLogDirs(env.StateDir))
 	}
 	t.Logf("master before the failover: %s", master)
 	t.Run("status matches Redis", func(t *testing.T) { checkSentinelStatus(ctx, t, ns, sts, master) })

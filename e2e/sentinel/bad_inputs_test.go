@@ -252,7 +252,7 @@ func (e *env) replica(ctx context.Context) string {
 
 // pvc is the directory behind a pod's data volume.
 func (e *env) pvc(pod string) string {
-	return filepath.Join(cluster.StateDir, "kubelet", "pvc", e.ns, "data-"+pod)
+	return cluster.VolumeDir(e.ns, "data-"+pod)
 }
 
 func (e *env) podUID(t *testing.T, ctx context.Context, pod string) types.UID {

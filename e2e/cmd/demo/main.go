@@ -49,7 +49,7 @@ type serveCmd struct{}
 
 func (serveCmd) Run(ctx context.Context, g *cli) error {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
-	return localkube.RunDaemon(ctx, localkube.Options{StateDir: g.StateDir, NodeRuntime: localkube.RuntimeKubelet, Log: log})
+	return localkube.RunDaemon(ctx, localkube.Options{StateDir: g.StateDir, Log: log})
 }
 
 func main() {

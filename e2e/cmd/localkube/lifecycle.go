@@ -47,7 +47,7 @@ func (u *upCmd) Run(ctx context.Context, g *cli) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"--state-dir", g.StateDir, "--node-runtime", g.NodeRuntime, "serve"}
+	args := []string{"--state-dir", g.StateDir, "serve"}
 	if u.BinDir != "" {
 		args = append(args, "--bin-dir", u.BinDir)
 	}
@@ -108,7 +108,7 @@ type serveCmd struct {
 
 func (s *serveCmd) Run(ctx context.Context, g *cli) error {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
-	return localkube.RunDaemon(ctx, localkube.Options{StateDir: g.StateDir, BinDir: s.BinDir, RepoRoot: s.RepoRoot, NodeRuntime: g.NodeRuntime, Log: log})
+	return localkube.RunDaemon(ctx, localkube.Options{StateDir: g.StateDir, BinDir: s.BinDir, RepoRoot: s.RepoRoot, Log: log})
 }
 
 type downCmd struct {

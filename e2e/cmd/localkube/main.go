@@ -16,8 +16,6 @@ import (
 type cli struct {
 	StateDir  string `env:"LOCALKUBE_STATE_DIR" default:"/tmp/localkube" help:"Directory of the cluster's state, logs and control socket."`
 	Namespace string `short:"n" env:"LOCALKUBE_NAMESPACE" default:"default" help:"Namespace of the pods named on the command line."`
-	// Read by up/serve only.
-	NodeRuntime string `name:"node-runtime" env:"LOCALKUBE_NODE_RUNTIME" enum:"kubelet,agent" default:"kubelet" help:"What runs pods: kubelet (the upstream kubelet on containerd, running the images built by e2e/images; the default) or agent (the process-based node agent, kept until the last suite moves off it)."`
 
 	Up     upCmd     `cmd:"" help:"Build what is missing, start the cluster in the background, print the kubeconfig path."`
 	Serve  serveCmd  `cmd:"" hidden:"" help:"Run the cluster in the foreground (what up starts in the background)."`
@@ -28,10 +26,10 @@ type cli struct {
 	Client clientCmd `cmd:"" help:"Run a command of this machine as an in-cluster client (cluster network and DNS, -n's search path): localkube client -n NS -- redis-cli -h redis-master ping"`
 
 	KillContainer kcCmd       `cmd:"" name:"kill-container" help:"SIGKILL one container of a pod."`
-	KillPod       podOp       `cmd:"" name:"kill-pod" help:"SIGKILL every process of a pod (no preStop)."`
+	KillPod       podOp       `cmd:"" name:"kill-pod" help:"SIGKILL every container of a pod and its sandbox (no preStop)."`
 	Delete        podOp       `cmd:"" help:"Delete a pod gracefully through the API."`
-	Freeze        podOp       `cmd:"" help:"SIGSTOP every process of a pod."`
-	Thaw          podOp       `cmd:"" help:"SIGCONT every process of a pod."`
+	Freeze        podOp       `cmd:"" help:"Freeze every process of a pod (cgroup freezer)."`
+	Thaw          podOp       `cmd:"" help:"Resume a frozen pod."`
 	Partition     podOp       `cmd:"" help:"Drop all traffic between a pod and everything else."`
 	Heal          podOp       `cmd:"" help:"Undo partition."`
 	CutAPI        podOp       `cmd:"" name:"cut-api" help:"Drop a pod's traffic to the API server."`
@@ -39,7 +37,7 @@ type cli struct {
 	StopAPIServer clusterOp   `cmd:"" name:"stop-apiserver" help:"Stop kube-apiserver (etcd and data stay)."`
 	StartAPIServ  clusterOp   `cmd:"" name:"start-apiserver" help:"Start kube-apiserver again."`
 	DeleteAllPods deleteAllOp `cmd:"" name:"delete-all-pods" help:"Delete every pod of a StatefulSet at once."`
-	StopNode      nodeOp      `cmd:"" name:"stop-node" help:"Stop a node's kubelet and containerd (real nodes): NotReady, then taint-based eviction."`
+	StopNode      nodeOp      `cmd:"" name:"stop-node" help:"Stop a node's kubelet and containerd (its containers keep running): NotReady, then taint-based eviction."`
 	StartNode     nodeOp      `cmd:"" name:"start-node" help:"Start a stopped node's containerd and kubelet again."`
 }
 

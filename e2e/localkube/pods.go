@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,21 +18,21 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 )
 
-// On real nodes every fault goes through the mechanism a node operator
-// would use: containerd for kills (the kubelet notices and restarts with its
-// own backoff), the cgroup freezer for freezes, and iptables inside the pod
-// sandbox's network namespace for partitions.
+// Every fault goes through the mechanism a node operator would use:
+// containerd for kills (the kubelet notices and restarts with its own
+// backoff), the cgroup freezer for freezes, and iptables inside the pod
+// sandbox's network namespace for partitions (netfaults.go).
 
-// podOnNode finds a pod's node and its sandbox on that node.
+// podRef is a pod, its node and its sandbox on that node.
 type podRef struct {
 	pod     *corev1.Pod
-	node    *realNode
+	node    *node
 	sandbox string // CRI pod sandbox id of the running sandbox
 	pid     int    // the sandbox's (pause) process
 }
 
-func (c *Cluster) realNode(name string) (*realNode, error) {
-	for _, n := range c.realNodes {
+func (c *Cluster) nodeNamed(name string) (*node, error) {
+	for _, n := range c.nodes {
 		if n.name == name {
 			return n, nil
 		}
@@ -49,7 +48,7 @@ func (c *Cluster) findPod(ctx context.Context, ns, name string) (podRef, error) 
 	if p.Spec.NodeName == "" {
 		return podRef{}, fmt.Errorf("pod %s/%s is not scheduled to a node yet", ns, name)
 	}
-	n, err := c.realNode(p.Spec.NodeName)
+	n, err := c.nodeNamed(p.Spec.NodeName)
 	if err != nil {
 		return podRef{}, err
 	}
@@ -71,7 +70,7 @@ func (c *Cluster) findPod(ctx context.Context, ns, name string) (podRef, error) 
 	return podRef{}, fmt.Errorf("pod %s/%s (uid %s) has no ready sandbox on node %s", ns, name, p.UID, n.name)
 }
 
-func (c *Cluster) sandboxInfo(ctx context.Context, n *realNode, id string) (pid int, uid string, err error) {
+func (c *Cluster) sandboxInfo(ctx context.Context, n *node, id string) (pid int, uid string, err error) {
 	out, err := c.crictl(ctx, n, "inspectp", "--output", "json", id)
 	if err != nil {
 		return 0, "", err
@@ -112,7 +111,7 @@ func containerIDs(p *corev1.Pod) map[string]string {
 	return ids
 }
 
-func (c *Cluster) realKillContainer(ctx context.Context, ns, pod, container string) error {
+func (c *Cluster) killContainer(ctx context.Context, ns, pod, container string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -131,9 +130,9 @@ func (c *Cluster) realKillContainer(ctx context.Context, ns, pod, container stri
 	return nil
 }
 
-// realKillPod SIGKILLs every container of the pod and its sandbox at once,
+// killPod SIGKILLs every container of the pod and its sandbox at once,
 // as if the processes died with no warning (no preStop).
-func (c *Cluster) realKillPod(ctx context.Context, ns, pod string) error {
+func (c *Cluster) killPod(ctx context.Context, ns, pod string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -166,7 +165,7 @@ func podFreezer(sandboxPID int) (string, error) {
 	return "", fmt.Errorf("process %d has no freezer cgroup (cgroup v1 freezer not mounted?)", sandboxPID)
 }
 
-func (c *Cluster) realFreeze(ctx context.Context, ns, pod string, state string) error {
+func (c *Cluster) setFrozen(ctx context.Context, ns, pod string, state string) error {
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
 		return err
@@ -181,34 +180,9 @@ func (c *Cluster) realFreeze(ctx context.Context, ns, pod string, state string) 
 	return nil
 }
 
-// realNetFault inserts (on) or deletes the rules in the pod sandbox's
-// network namespace; `iptables -C` makes both idempotent.
-func (c *Cluster) realNetFault(ctx context.Context, ns, pod string, rules [][]string, on bool) error {
-	r, err := c.findPod(ctx, ns, pod)
-	if err != nil {
-		return err
-	}
-	netns := "--net=/proc/" + strconv.Itoa(r.pid) + "/ns/net"
-	for _, rule := range rules {
-		_, checkErr := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", "-C"}, rule...)...)
-		present := checkErr == nil
-		if present == on {
-			continue
-		}
-		op := "-I"
-		if !on {
-			op = "-D"
-		}
-		if _, err := output(ctx, "nsenter", append([]string{netns, "--", "iptables", "-w", op}, rule...)...); err != nil {
-			return fmt.Errorf("pod %s/%s: %w", ns, pod, err)
-		}
-	}
-	return nil
-}
-
-// realExec runs cmd in a container the way kubectl exec does: through the
+// execInPod runs cmd in a container the way kubectl exec does: through the
 // API server, the kubelet and containerd's streaming server.
-func (c *Cluster) realExec(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
+func (c *Cluster) execInPod(ctx context.Context, ns, pod, container string, cmd []string, stdout, stderr io.Writer) error {
 	req := c.Clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: stdout != nil, Stderr: stderr != nil}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(c.RESTConfig, "GET", req.URL().String())
@@ -229,12 +203,12 @@ func (c *Cluster) realExec(ctx context.Context, ns, pod, container string, cmd [
 	return nil
 }
 
-// ContainerPID returns the host PID of a running container's main process
-// (real nodes only), for checks a test makes from outside the container:
+// ContainerPID returns the host PID of a running container's main process,
+// for checks a test makes from outside the container:
 // which binary runs, which cgroup limits apply.
 func (c *Cluster) ContainerPID(ctx context.Context, ns, pod, container string) (int, error) {
-	if !c.real() {
-		return 0, fmt.Errorf("ContainerPID needs real nodes (NodeRuntime %q), this cluster runs %q", RuntimeKubelet, c.opts.NodeRuntime)
+	if c.External() {
+		return 0, fmt.Errorf("find the process of %s/%s container %s: %w", ns, pod, container, ErrNeedsLocalNodes)
 	}
 	r, err := c.findPod(ctx, ns, pod)
 	if err != nil {
@@ -258,6 +232,3 @@ func (c *Cluster) ContainerPID(ctx context.Context, ns, pod, container string) (
 	}
 	return v.Info.PID, nil
 }
-
-// NodeRuntime tells what runs the pods: RuntimeKubelet or RuntimeAgent.
-func (c *Cluster) NodeRuntime() string { return c.opts.NodeRuntime }

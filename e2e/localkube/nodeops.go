@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// startRealNodes starts, for every node, containerd, loads the images into
+// startNodes starts, for every node, containerd, loads the images into
 // it, then starts the kubelet. Nodes start in parallel.
-func (c *Cluster) startRealNodes(ctx context.Context) error {
+func (c *Cluster) startNodes(ctx context.Context) error {
 	cniBin := filepath.Join(c.binDir, "cni-"+cniPluginsVersion)
 	for _, b := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		if _, err := os.Stat(filepath.Join(cniBin, b)); err != nil {
@@ -34,8 +34,8 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	caFile := filepath.Join(c.stateDir, "pki", "ca.crt")
 	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range c.opts.Nodes {
-		n := &realNode{name: name, index: i, dir: filepath.Join(c.stateDir, "nodes", name), runID: c.RunID}
-		c.realNodes = append(c.realNodes, n)
+		n := &node{name: name, index: i, dir: nodeDir(c.stateDir, name), runID: c.RunID}
+		c.nodes = append(c.nodes, n)
 		g.Go(func() error {
 			if err := n.writeFiles(cniBin, caFile); err != nil {
 				return err
@@ -55,7 +55,7 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	return g.Wait()
 }
 
-func (c *Cluster) startContainerd(ctx context.Context, n *realNode) error {
+func (c *Cluster) startContainerd(ctx context.Context, n *node) error {
 	p, err := c.spawn.startNetOnly(n.name+"-containerd", c.Network.cluster, filepath.Join(c.stateDir, "logs", n.name+"-containerd.log"),
 		"containerd", "--config", filepath.Join(n.dir, "containerd", "config.toml"))
 	if err != nil {
@@ -83,7 +83,7 @@ func (c *Cluster) startContainerd(ctx context.Context, n *realNode) error {
 	}
 }
 
-func (c *Cluster) startKubelet(n *realNode) error {
+func (c *Cluster) startKubelet(n *node) error {
 	args := []string{
 		"--config=" + filepath.Join(n.dir, "kubelet-config.yaml"),
 		"--kubeconfig=" + componentKubeconfig(c.stateDir, "node-"+n.name),
@@ -110,7 +110,7 @@ func (c *Cluster) startKubelet(n *realNode) error {
 // loadImages imports every image tarball into the node's containerd under
 // its name (the k8s.io namespace is the CRI plugin's), then tags the
 // aliases, so pods run without a pull.
-func (c *Cluster) loadImages(ctx context.Context, n *realNode) error {
+func (c *Cluster) loadImages(ctx context.Context, n *node) error {
 	for _, img := range c.images {
 		if _, err := c.ctr(ctx, n, "-n", "k8s.io", "images", "import", img.Tar); err != nil {
 			return fmt.Errorf("node %s: import image %s from %s: %w", n.name, img.Ref, img.Tar, err)
@@ -125,28 +125,28 @@ func (c *Cluster) loadImages(ctx context.Context, n *realNode) error {
 }
 
 // ctr runs containerd's own client against a node's containerd.
-func (c *Cluster) ctr(ctx context.Context, n *realNode, args ...string) (string, error) {
+func (c *Cluster) ctr(ctx context.Context, n *node, args ...string) (string, error) {
 	return output(ctx, "ctr", append([]string{"--address", n.sock()}, args...)...)
 }
 
 // crictl runs the CRI client (the tool node operators use) against a node.
-func (c *Cluster) crictl(ctx context.Context, n *realNode, args ...string) (string, error) {
+func (c *Cluster) crictl(ctx context.Context, n *node, args ...string) (string, error) {
 	return output(ctx, filepath.Join(c.binDir, "crictl"), append([]string{"--runtime-endpoint", n.endpoint(), "--timeout", "20s"}, args...)...)
 }
 
-// stopRealNodes stops every kubelet, removes every pod sandbox through the
+// stopNodes stops every kubelet, removes every pod sandbox through the
 // CRI (so CNI releases addresses and deletes the pods' network namespaces),
 // stops containerd, then removes what a dead shim could leave: runc
 // containers, mounts and the nodes' cgroups.
-func (c *Cluster) stopRealNodes(ctx context.Context) error {
+func (c *Cluster) stopNodes(ctx context.Context) error {
 	var errs []error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, n := range c.realNodes {
+	for _, n := range c.nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.stopRealNode(ctx, n, true); err != nil {
+			if err := c.stopNode(ctx, n, true); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -162,10 +162,10 @@ func (c *Cluster) stopRealNodes(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// stopRealNode stops the node's kubelet and containerd. With removePods it
+// stopNode stops the node's kubelet and containerd. With removePods it
 // first removes every pod sandbox (teardown); without, the containers keep
 // running as on a node whose kubelet died (stop-node).
-func (c *Cluster) stopRealNode(ctx context.Context, n *realNode, removePods bool) error {
+func (c *Cluster) stopNode(ctx context.Context, n *node, removePods bool) error {
 	var errs []error
 	n.mu.Lock()
 	kl, cd := n.kubelet, n.containerd
@@ -240,25 +240,25 @@ func killRuncContainers(ctx context.Context, root string) error {
 // containerd), the Node turns NotReady, and the node lifecycle controller
 // taints it and evicts pods per their tolerations. StartNode undoes it.
 func (c *Cluster) StopNode(ctx context.Context, name string) error {
-	if !c.real() {
-		return fmt.Errorf("stop-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	if c.External() {
+		return fmt.Errorf("stop node %s: %w", name, ErrNeedsLocalNodes)
 	}
-	n, err := c.realNode(name)
+	n, err := c.nodeNamed(name)
 	if err != nil {
 		return err
 	}
 	n.mu.Lock()
 	n.stopped = true
 	n.mu.Unlock()
-	return c.stopRealNode(ctx, n, false)
+	return c.stopNode(ctx, n, false)
 }
 
 // StartNode starts a stopped node's containerd and kubelet again.
 func (c *Cluster) StartNode(ctx context.Context, name string) error {
-	if !c.real() {
-		return fmt.Errorf("start-node needs real nodes (--node-runtime %s)", RuntimeKubelet)
+	if c.External() {
+		return fmt.Errorf("start node %s: %w", name, ErrNeedsLocalNodes)
 	}
-	n, err := c.realNode(name)
+	n, err := c.nodeNamed(name)
 	if err != nil {
 		return err
 	}
