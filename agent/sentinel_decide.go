@@ -377,6 +377,7 @@ func elect(o sentinelObservation, p *sentinelPlan) {
 // two promotions from one history, or unrelated replids — block the election
 // rather than silently dropping writes.
 func freshest(peers []nodeState) (int, string) {
+	peers = shareHistoryLinks(peers)
 	best := -1
 	for i, s := range peers {
 		if s.Reported && (best < 0 || fresher(s, peers[best])) {
@@ -408,6 +409,31 @@ func freshest(peers []nodeState) (int, string) {
 		why += "; " + strings.Join(tails, "; ")
 	}
 	return best, why
+}
+
+// shareHistoryLinks gives every pod of a history (a replid) the link that
+// any of them reports to the history it was promoted from (replid2 and
+// second_offset): the link belongs to the history, not to one pod. A
+// replica of a promoted master that synced before the promotion, or any
+// pod restarted since (Redis keeps replid2 in memory only), reports the
+// replid without the link; judged alone against the old master's history
+// it would block the election (CI on real nodes: a full restart after a
+// failover found the promoted master's replica first, and no master came
+// back). Returns a copy.
+func shareHistoryLinks(peers []nodeState) []nodeState {
+	out := append([]nodeState(nil), peers...)
+	for i := range out {
+		if !out[i].Reported || out[i].ReplID2 != "" {
+			continue
+		}
+		for _, o := range peers {
+			if o.Reported && o.ReplID == out[i].ReplID && o.ReplID2 != "" {
+				out[i].ReplID2, out[i].SecondOffset = o.ReplID2, o.SecondOffset
+				break
+			}
+		}
+	}
+	return out
 }
 
 // promotedFrom: a was promoted from b's history (a failover, or an election

@@ -428,6 +428,20 @@ func TestDecideSentinelElection(t *testing.T) {
 			holder: -1,
 			want:   plan(1, authorityElection, nil), why: "pod 1 has the freshest",
 		},
+		"RestartAfterFailoverReplicaFirst": {
+			reason: "a full restart after a failover (CI, real nodes): pod 2 was promoted from pod 0's history and remembers it, pod 1 replicates pod 2 without the link, pod 0 kept a tail; pod 1 comes first in the scan and must not block the election against pod 0",
+			self:   1,
+			peers: []nodeState{
+				st("old", 28561),
+				st("new", 47877),
+				{Reported: true, Role: roleReplica, ReplID: "new", ReplID2: "old", SecondOffset: 27914, Offset: 47877},
+			},
+			holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+			why: "pod 0's 648 bytes past the failover at offset 27913 are dropped",
+		},
 		"TwoPromotionsFromOneHistoryBlock": {
 			reason: "two pods promoted from the same history (a split brain): neither contains the other, the election is blocked",
 			self:   1,

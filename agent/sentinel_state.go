@@ -110,6 +110,11 @@ func (m *sentinelMode) effective(r replInfo) nodeState {
 	// same history the higher offset counts, with another one the file.
 	if r.ReplID != st.ReplID || st.Offset > r.Offset {
 		n.ReplID, n.ReplID2, n.Offset, n.SecondOffset = st.ReplID, st.ReplID2, st.Offset, st.SecondOffset
+	} else if n.ReplID2 == "" && st.ReplID2 != "" {
+		// The same history: Redis keeps replid2 in memory only, so after
+		// a restart the link to the history this one was promoted from is
+		// in the file alone.
+		n.ReplID2, n.SecondOffset = st.ReplID2, st.SecondOffset
 	}
 	return n
 }

@@ -102,3 +102,25 @@ func TestSentinelBlockedElectionEvent(t *testing.T) {
 		t.Errorf("events %q; want twice %q", got, want)
 	}
 }
+
+// TestSentinelEffectiveStateKeepsHistoryLink: Redis keeps replid2 in memory
+// only, so a pod promoted by a failover and restarted reports its replid
+// and offset from the RDB without the link to the history it was promoted
+// from; the saved file supplies it (without it, a full restart after a
+// failover blocked the election for good in CI on real nodes).
+func TestSentinelEffectiveStateKeepsHistoryLink(t *testing.T) {
+	dir := t.TempDir()
+	addr := func(i int) string { return fmt.Sprintf("127.0.31.%d", 10+i) }
+	m := &sentinelMode{
+		cfg:   Config{RedisConfInclude: filepath.Join(dir, "redis-ha.conf")},
+		peers: sentinelPeers{Pods: 3, Self: 2, Addr: addr},
+		deps:  Deps{Clock: clocktesting.NewFakeClock(t0)},
+		log:   zerolog.Nop(),
+	}
+	m.saveState(replInfo{Role: roleMaster, ReplID: "new", ReplID2: "old", SecondOffset: 27914, Offset: 47877})
+	got := m.effective(replInfo{Role: roleReplica, MasterHost: addr(2), ReplID: "new", Offset: 47877, SecondOffset: -1})
+	want := nodeState{Reported: true, Role: roleReplica, ReplID: "new", ReplID2: "old", Offset: 47877, SecondOffset: 27914}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("effective() after a restart of the promoted pod: -want, +got:\n%s", diff)
+	}
+}
