@@ -70,7 +70,8 @@ type sentinelObservation struct {
 	LocalMasterRole string
 	// LeaseHolderRole is what the live Lease holder reports itself, read
 	// only without a Sentinel majority when the local Sentinel monitors
-	// nothing (so it is pointed only at a pod that is master).
+	// nothing (so it is pointed only at a pod that is master) or when this
+	// pod is a master too (so it is demoted only to a pod that is master).
 	LeaseHolderRole string
 	// LocalSentinelStaleFor is how long the local Sentinel has named
 	// another pod than the Sentinel majority.
@@ -294,6 +295,15 @@ func followLease(o sentinelObservation, p *sentinelPlan) {
 		p.MonitorLocal = h
 	}
 	switch {
+	case o.Local.Role == roleMaster && o.LeaseHolderRole != roleMaster:
+		// A replica Sentinel has just promoted while the holder is frozen,
+		// partitioned or dead: until the surviving Sentinels agree on the
+		// promotion (hello messages, about 2s) there is no majority, and
+		// demoting this pod to the silent holder would drop the writes it
+		// has acknowledged since (seen on real nodes: freeze-master-20s
+		// lost 49 WAIT 1-acknowledged writes this way). Keep the data;
+		// fence() pauses its writes, as for any master without authority.
+		p.Reason = fmt.Sprintf("pod %d holds the Lease but does not answer as master (a Sentinel failover not yet agreed?); not demoting this one", h)
 	case o.Local.Role == roleMaster:
 		p.ReplicaOf = h
 		p.Unfence = o.Local.Fenced

@@ -289,6 +289,17 @@ func TestDecideSentinelFollow(t *testing.T) {
 			}(),
 			want: plan(0, authorityLease, func(p *sentinelPlan) { p.ReplicaOf, p.MonitorLocal = 0, 0 }),
 		},
+		"PromotedWhileSentinelsDisagreeKeepsData": {
+			reason: "Sentinel promoted this pod while the Lease holder is frozen and the surviving Sentinels do not agree yet: no demotion to the silent holder (its acknowledged writes would go), fenced instead",
+			obs: func() sentinelObservation {
+				o := withSentinels(obs3(2, roleMaster), -2, 0, 2)
+				o.Lease = leaseView{Known: true, Holder: 0, Live: true}
+				o.LocalSentinelMaster = 2
+				o.LastRenew = time.Time{}
+				return o
+			}(),
+			want: plan(0, authorityLease, func(p *sentinelPlan) { p.Fence = true }),
+		},
 		"RedisDownReleases": {
 			reason: "a holder whose redis-server is down releases the Lease and drops its label",
 			obs: func() sentinelObservation {

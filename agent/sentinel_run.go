@@ -279,7 +279,7 @@ func (m *sentinelMode) observeRoles(ctx context.Context, o *sentinelObservation)
 	if hasMaj && maj != o.Self && (o.Local.Role == roleMaster || o.LocalSentinelStaleFor >= sentinelStaleAfter) {
 		o.NamedMasterRole = m.roleOf(ctx, maj)
 	}
-	if !hasMaj && o.Lease.Known && o.Lease.Live && o.Lease.Holder >= 0 && o.Lease.Holder != o.Self && o.LocalSentinelMaster == -1 {
+	if !hasMaj && o.Lease.Known && o.Lease.Live && o.Lease.Holder >= 0 && o.Lease.Holder != o.Self && (o.LocalSentinelMaster == -1 || o.Local.Role == roleMaster) {
 		o.LeaseHolderRole = m.roleOf(ctx, o.Lease.Holder)
 	}
 	if hasMaj && o.Local.Role == roleReplica && o.LocalMaster >= 0 && o.LocalMaster != maj && o.LocalMaster != o.Self {

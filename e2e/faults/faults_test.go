@@ -61,7 +61,7 @@ func matrix() []fault {
 			tg.mark("delete "+tg.master, true)
 			return cluster.DeletePod(ctx, tg.d.ns, tg.master)
 		}},
-		{name: "freeze-master-20s", local: true, sentinel: true, cluster: true, inject: func(ctx context.Context, tg target) error {
+		{name: "freeze-master-20s", local: true, sentinel: true, cluster: true, quickSentinel: true, inject: func(ctx context.Context, tg target) error {
 			tg.mark("freeze "+tg.master, true)
 			if err := cluster.Freeze(tg.d.ns, tg.master); err != nil {
 				return err
@@ -121,7 +121,7 @@ func matrix() []fault {
 			tg.mark("delete all pods", true)
 			return cluster.DeleteAllPods(ctx, tg.d.ns, tg.d.sts)
 		}},
-		{name: "rolling-restart", sentinel: true, cluster: true, inject: rollingRestart},
+		{name: "rolling-restart", sentinel: true, cluster: true, quickCluster: true, inject: rollingRestart},
 	}
 }
 

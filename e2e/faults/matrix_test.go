@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func runMatrix(t *testing.T, d *deployment) {
 			if f.local {
 				cluster.NeedsLocalNodes(t, f.name)
 			}
+			t.Cleanup(func() { saveLogsIfFailed(t, d) })
 			o := runScenario(t, d, f, f.inject)
 			rows = append(rows, o.rows...)
 			ran = append(ran, f.name)
@@ -65,4 +67,21 @@ func runMatrix(t *testing.T, d *deployment) {
 		})
 	}
 	writeTable(t, "faults-"+d.name+".md", d.name+" mode", rows, ran)
+}
+
+// saveLogsIfFailed keeps the logs of a failed row's pods (the deployment is
+// shared by the rows and deleted with its namespace) under the system's temp
+// directory, and says where.
+func saveLogsIfFailed(t *testing.T, d *deployment) {
+	if !t.Failed() {
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "redis-ha-e2e-logs", d.ns+"-"+filepath.Base(t.Name()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cluster.SavePodLogs(ctx, d.ns, dir); err != nil {
+		t.Logf("pod logs of %s, partly saved in %s: %v", d.ns, dir, err)
+		return
+	}
+	t.Logf("pod logs of %s saved in %s", d.ns, dir)
 }

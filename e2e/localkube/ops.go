@@ -190,3 +190,48 @@ func (c *Cluster) ContainerLog(ctx context.Context, ns, pod, container string) (
 	}
 	return string(b), nil
 }
+
+// SavePodLogs writes the whole log of every container of every pod in ns
+// (the previous instance's first, as ContainerLog returns it) into
+// dir/<pod>_<container>.log, and each pod's phase, conditions, labels and
+// container restarts into dir/pods.txt, so a failed scenario can be read
+// after its namespace is gone. It returns what it could not save.
+func (c *Cluster) SavePodLogs(ctx context.Context, ns, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	l, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("pods of %s: %w", ns, err)
+	}
+	var summary strings.Builder
+	var errs []error
+	for _, p := range l.Items {
+		var conds []string
+		for _, cd := range p.Status.Conditions {
+			conds = append(conds, fmt.Sprintf("%s=%s", cd.Type, cd.Status))
+		}
+		fmt.Fprintf(&summary, "%s on %s: %s %s labels=%v\n", p.Name, p.Spec.NodeName, p.Status.Phase, strings.Join(conds, ","), p.Labels)
+		for _, st := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			fmt.Fprintf(&summary, "  %s ready=%t restarts=%d\n", st.Name, st.Ready, st.RestartCount)
+		}
+		var names []string
+		for _, ct := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+			names = append(names, ct.Name)
+		}
+		for _, n := range names {
+			out, err := c.ContainerLog(ctx, ns, p.Name, n)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, p.Name+"_"+n+".log"), []byte(out), 0o644); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pods.txt"), []byte(summary.String()), 0o644); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
