@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -35,6 +36,9 @@ type layout struct {
 	// tls: components/tls is on (the Secret redis-tls mounted into the
 	// servers and the agent, the agent's TLS flags set).
 	tls bool
+	// netpol: components/networkpolicy is on (ingress policies for peers,
+	// labelled clients and Prometheus).
+	netpol bool
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -44,13 +48,13 @@ func layouts() map[string]layout {
 	return map[string]layout{
 		"base/sentinel":                    {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true},
 		"base/cluster":                     {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true},
-		"overlays/sentinel-3":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true},
-		"overlays/cluster-6":               {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true},
-		"overlays/sentinel-3-valkey":       {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, engine: "valkey"},
-		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey"},
-		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true},
-		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true},
-		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true},
+		"overlays/sentinel-3":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, netpol: true},
+		"overlays/cluster-6":               {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, netpol: true},
+		"overlays/sentinel-3-valkey":       {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, engine: "valkey", netpol: true},
+		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey", netpol: true},
+		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true, netpol: true},
+		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true, netpol: true},
+		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true, netpol: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},
 	}
@@ -66,6 +70,7 @@ type built struct {
 	roles           map[string]*rbacv1.Role
 	roleBindings    map[string]*rbacv1.RoleBinding
 	pdbs            []*policyv1.PodDisruptionBudget
+	networkPolicies map[string]*networkingv1.NetworkPolicy
 }
 
 // kustomize builds dir (relative to this package) and decodes every object
@@ -85,6 +90,7 @@ func kustomize(t *testing.T, dir string) *built {
 		serviceAccounts: map[string]*corev1.ServiceAccount{},
 		roles:           map[string]*rbacv1.Role{},
 		roleBindings:    map[string]*rbacv1.RoleBinding{},
+		networkPolicies: map[string]*networkingv1.NetworkPolicy{},
 	}
 	for _, r := range m.Resources() {
 		y, err := r.AsYAML()
@@ -117,6 +123,9 @@ func kustomize(t *testing.T, dir string) *built {
 		case "PodDisruptionBudget":
 			o := &policyv1.PodDisruptionBudget{}
 			b.pdbs, obj = append(b.pdbs, o), o
+		case "NetworkPolicy":
+			o := &networkingv1.NetworkPolicy{}
+			b.networkPolicies[r.GetName()], obj = o, o
 		default:
 			t.Fatalf("%s: unexpected kind %s (%s): add it to the decoder and its checks", dir, r.GetKind(), r.GetName())
 		}

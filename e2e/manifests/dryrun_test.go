@@ -10,6 +10,10 @@ import (
 // manifests/ builds with `kubectl kustomize` and every object it produces
 // is accepted by the local cluster's API server (server-side apply, dry
 // run: admission, schema validation, defaulting) in a fresh namespace.
+// The overlays that include components/networkpolicy must carry its three
+// policies, so the component's objects are among those validated. (The
+// local nodes' CNI does not enforce NetworkPolicy: this validates the
+// objects, it does not test what they block.)
 func TestEveryKustomizationAppliesDryRun(t *testing.T) {
 	dirs := kustomizations(t)
 	// The layouts issue #6 names must be among them: a walk that finds
@@ -19,6 +23,7 @@ func TestEveryKustomizationAppliesDryRun(t *testing.T) {
 			t.Fatalf("kustomization %s not found under %s (found %v)", want, manifestsDir, dirs)
 		}
 	}
+	withPolicies := map[string]bool{"overlays/sentinel-3": true, "overlays/cluster-6": true, "overlays/production": true}
 	a := newApplier(t)
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
@@ -26,6 +31,12 @@ func TestEveryKustomizationAppliesDryRun(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			objs := kustomize(t, ctx, manifestsDir+"/"+dir)
+			if withPolicies[dir] {
+				sts := find(t, objs, "StatefulSet", "").GetName()
+				for _, suffix := range []string{"-peers", "-clients", "-metrics"} {
+					find(t, objs, "NetworkPolicy", sts+suffix)
+				}
+			}
 			ns := newNamespace(t, ctx, "dryrun")
 			if err := a.apply(ctx, ns, objs, true); err != nil {
 				t.Fatal(err)
