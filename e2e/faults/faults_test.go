@@ -121,7 +121,7 @@ func matrix() []fault {
 			tg.mark("delete all pods", true)
 			return cluster.DeleteAllPods(ctx, tg.d.ns, tg.d.sts)
 		}},
-		{name: "rolling-restart", sentinel: true, cluster: true, quickCluster: true, inject: rollingRestart},
+		{name: "rolling-restart", sentinel: true, cluster: true, inject: rollingRestart},
 	}
 }
 
