@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -66,6 +67,9 @@ type built struct {
 	roles           map[string]*rbacv1.Role
 	roleBindings    map[string]*rbacv1.RoleBinding
 	pdbs            []*policyv1.PodDisruptionBudget
+	// policies and policyBindings: the pod guard (components/pod-guard).
+	policies       map[string]*admissionv1.ValidatingAdmissionPolicy
+	policyBindings map[string]*admissionv1.ValidatingAdmissionPolicyBinding
 }
 
 // kustomize builds dir (relative to this package) and decodes every object
@@ -85,6 +89,8 @@ func kustomize(t *testing.T, dir string) *built {
 		serviceAccounts: map[string]*corev1.ServiceAccount{},
 		roles:           map[string]*rbacv1.Role{},
 		roleBindings:    map[string]*rbacv1.RoleBinding{},
+		policies:        map[string]*admissionv1.ValidatingAdmissionPolicy{},
+		policyBindings:  map[string]*admissionv1.ValidatingAdmissionPolicyBinding{},
 	}
 	for _, r := range m.Resources() {
 		y, err := r.AsYAML()
@@ -114,6 +120,12 @@ func kustomize(t *testing.T, dir string) *built {
 		case "RoleBinding":
 			o := &rbacv1.RoleBinding{}
 			b.roleBindings[r.GetName()], obj = o, o
+		case "ValidatingAdmissionPolicy":
+			o := &admissionv1.ValidatingAdmissionPolicy{}
+			b.policies[r.GetName()], obj = o, o
+		case "ValidatingAdmissionPolicyBinding":
+			o := &admissionv1.ValidatingAdmissionPolicyBinding{}
+			b.policyBindings[r.GetName()], obj = o, o
 		case "PodDisruptionBudget":
 			o := &policyv1.PodDisruptionBudget{}
 			b.pdbs, obj = append(b.pdbs, o), o
