@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -71,6 +72,9 @@ type built struct {
 	roleBindings    map[string]*rbacv1.RoleBinding
 	pdbs            []*policyv1.PodDisruptionBudget
 	networkPolicies map[string]*networkingv1.NetworkPolicy
+	// policies and policyBindings: the pod guard (components/pod-guard).
+	policies       map[string]*admissionv1.ValidatingAdmissionPolicy
+	policyBindings map[string]*admissionv1.ValidatingAdmissionPolicyBinding
 }
 
 // kustomize builds dir (relative to this package) and decodes every object
@@ -91,6 +95,8 @@ func kustomize(t *testing.T, dir string) *built {
 		roles:           map[string]*rbacv1.Role{},
 		roleBindings:    map[string]*rbacv1.RoleBinding{},
 		networkPolicies: map[string]*networkingv1.NetworkPolicy{},
+		policies:        map[string]*admissionv1.ValidatingAdmissionPolicy{},
+		policyBindings:  map[string]*admissionv1.ValidatingAdmissionPolicyBinding{},
 	}
 	for _, r := range m.Resources() {
 		y, err := r.AsYAML()
@@ -120,6 +126,12 @@ func kustomize(t *testing.T, dir string) *built {
 		case "RoleBinding":
 			o := &rbacv1.RoleBinding{}
 			b.roleBindings[r.GetName()], obj = o, o
+		case "ValidatingAdmissionPolicy":
+			o := &admissionv1.ValidatingAdmissionPolicy{}
+			b.policies[r.GetName()], obj = o, o
+		case "ValidatingAdmissionPolicyBinding":
+			o := &admissionv1.ValidatingAdmissionPolicyBinding{}
+			b.policyBindings[r.GetName()], obj = o, o
 		case "PodDisruptionBudget":
 			o := &policyv1.PodDisruptionBudget{}
 			b.pdbs, obj = append(b.pdbs, o), o

@@ -136,7 +136,8 @@ func PodRef(ctx context.Context, client Clients, namespace, name string) (*corev
 }
 
 // SetPodLabel sets (or, with value "", removes) one label on a pod with a
-// JSON merge patch, which touches no other field.
+// JSON merge patch, which touches no other field. It is the agent's only
+// write to pods, the one manifests/components/pod-guard admits.
 func SetPodLabel(ctx context.Context, client Clients, namespace, pod, key, value string) error {
 	var v any = value
 	if value == "" {
@@ -147,7 +148,7 @@ func SetPodLabel(ctx context.Context, client Clients, namespace, pod, key, value
 		return err
 	}
 	if _, err := client.CoreV1().Pods(namespace).Patch(ctx, pod, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("set label %s=%q on pod %s/%s (needs RBAC patch on pods): %w", key, value, namespace, pod, err)
+		return fmt.Errorf("set label %s=%q on pod %s/%s (needs RBAC patch on pods; the redis-ha-agent-pod-guard admission policy, if installed, admits only the label redis-ha-agent/role on pods of the agent's own StatefulSet): %w", key, value, namespace, pod, err)
 	}
 	return nil
 }
