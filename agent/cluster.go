@@ -73,6 +73,7 @@ type clusterMode struct {
 	status   clusterStatus
 	creating time.Time // when this coordinator assigned the first slots
 	settled  atomic.Bool
+	passes   passMark // when the loop last finished a pass, for /healthz
 }
 
 type clusterStatus struct {
@@ -112,8 +113,10 @@ func newClusterModeWith(cfg Config, env clusterEnv) *clusterMode {
 		env.FastInterval = time.Second
 	}
 	log := env.Log.With().Str("component", "cluster").Logger()
-	return &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
+	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
 		status: clusterStatus{Mode: ModeCluster, Pod: cfg.PodName, Role: "unknown"}}
+	m.passes.set(env.Clock.Now()) // the loop's first pass is due now
+	return m
 }
 
 func (m *clusterMode) dial(ip string, port int) clusterNodeAPI {
@@ -180,6 +183,7 @@ func (m *clusterMode) loop(ctx context.Context) error {
 		settled, err := m.pass(ctx)
 		m.settled.Store(settled)
 		m.notePass(ctx, err)
+		m.passes.set(m.env.Clock.Now())
 		wait := m.env.FastInterval
 		if settled && err == nil {
 			wait = m.cfg.ResyncInterval
@@ -364,6 +368,13 @@ func (m *clusterMode) Live(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// Healthy: the agent itself works, its reconcile loop finishing passes. It
+// asks neither redis-server nor the API server: their outages are what the
+// agent must keep running through.
+func (m *clusterMode) Healthy(context.Context) error {
+	return loopHealth(m.env.Clock.Now(), m.passes.get(), stallLimit(m.cfg))
 }
 
 // Ready: see clusterReadiness.

@@ -75,6 +75,8 @@ type sentinelMode struct {
 	// blocked: the reason of the blocked election last reported; "" when
 	// the election is not blocked.
 	blocked string
+	// passes: when the loop last finished a pass, for /healthz.
+	passes passMark
 }
 
 // SentinelStatus is /status in sentinel mode. Peers read Role, ReplID and
@@ -148,6 +150,7 @@ func newSentinelModeWith(cfg Config, deps Deps, peers sentinelPeers) *sentinelMo
 		m.sentinels = append(m.sentinels, peers.Sentinel(h))
 	}
 	m.ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: cfg.Namespace, Name: cfg.PodName}
+	m.passes.set(deps.Clock.Now()) // the loop's first pass is due now
 	return m
 }
 
@@ -164,6 +167,13 @@ func localHost(cfg Config, peers sentinelPeers) string {
 
 // Live: redis-server answers (LOADING counts as alive).
 func (m *sentinelMode) Live(ctx context.Context) error { return m.local.Ping(ctx) }
+
+// Healthy: the agent itself works, its reconcile loop finishing passes. It
+// asks neither redis-server nor the API server: their outages are what the
+// agent must keep running through.
+func (m *sentinelMode) Healthy(context.Context) error {
+	return loopHealth(m.deps.Clock.Now(), m.passes.get(), stallLimit(m.cfg))
+}
 
 // Ready: a master only while it is the master of record and writable; a
 // replica only with its master link up and not loading.

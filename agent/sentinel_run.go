@@ -91,6 +91,7 @@ func (m *sentinelMode) loop(ctx context.Context, trigger <-chan string) error {
 			m.log.Warn().Err(err).Str("trigger", why).Msg("reconcile pass failed; retrying")
 		}
 		m.deps.Metrics.ReconcilePasses.Inc()
+		m.passes.set(m.deps.Clock.Now())
 		wait := m.nextInterval()
 		if start.Before(fastUntil) {
 			wait = min(wait, fastPeriod)

@@ -135,9 +135,10 @@ func testAgentFlagsExist(t *testing.T, bin string) {
 	})
 }
 
-// testAgentContainers checks the init step, the native sidecar, and that the
-// probes, preStop hooks and grace period fit the agent's HTTP port and
-// switchover timeout.
+// testAgentContainers checks the init step, the native sidecar, the probes
+// (redis-server's liveness its own, never through the agent; readiness and
+// preStop on the agent's HTTP port; the agent's own liveness) and that the
+// grace period fits the switchover timeout.
 func testAgentContainers(t *testing.T, bin string) {
 	forEachBuild(t, func(t *testing.T, b *built, l layout) {
 		spec := &b.sts.Spec.Template.Spec
@@ -229,8 +230,44 @@ func testAgentContainers(t *testing.T, bin string) {
 			return p.HTTPGet
 		}
 		checkHTTP("readinessProbe", probe(redis.ReadinessProbe), "/readyz")
-		checkHTTP("livenessProbe", probe(redis.LivenessProbe), "/livez")
-		checkHTTP("startupProbe", probe(redis.StartupProbe), "/livez")
+		// No container's life may depend on the agent: a frozen, crash-
+		// looping or restarting agent must not get redis-server (or
+		// Sentinel) killed. So no liveness or startup probe but the agent's
+		// own goes to the agent's port.
+		for _, c := range allContainers(spec) {
+			if c.Name == sc.Name {
+				continue
+			}
+			for what, p := range map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "startupProbe": c.StartupProbe} {
+				if kind, target := probeTarget(c, p); target == port {
+					t.Errorf("%s's %s is a %s to port %d, the agent's: the kubelet would restart %s whenever the agent is down", c.Name, what, kind, port, c.Name)
+				}
+			}
+		}
+		// redis-server answers its own: a TCP connect to the port it serves,
+		// the agent's --redis-port (the plaintext port, or the TLS port that
+		// components/tls opens on it), which works without a password or a
+		// TLS handshake and while it loads its data.
+		var redisPort int32
+		fmt.Sscan(setting(sc, h, "redis-port", "REDIS_HA_REDIS_PORT"), &redisPort)
+		for what, p := range map[string]*corev1.Probe{"livenessProbe": redis.LivenessProbe, "startupProbe": redis.StartupProbe} {
+			if kind, target := probeTarget(redis, p); kind != "tcpSocket" || target != redisPort || p.TCPSocket.Host != "" {
+				t.Errorf("redis %s is a %s to port %d, want a tcpSocket to redis-server's own port %d (the agent's --redis-port) on the pod IP", what, kind, target, redisPort)
+			}
+		}
+		// The agent has its own liveness, on /healthz (its HTTP server and
+		// reconcile loop, nothing it reaches), and no startupProbe, which
+		// would hold back redis-server's start until it passed.
+		switch g := probe(sc.LivenessProbe); {
+		case sc.LivenessProbe == nil:
+			t.Errorf("the agent has no livenessProbe: a frozen or deadlocked agent would never be restarted")
+		case g == nil || g.Path != "/healthz" || g.Port != intstr.FromInt32(port) || g.Host != "":
+			kind, target := probeTarget(sc, sc.LivenessProbe)
+			t.Errorf("the agent's livenessProbe is a %s to port %d (%+v), want httpGet /healthz on its own port %d of the pod IP", kind, target, g, port)
+		}
+		if sc.StartupProbe != nil {
+			t.Errorf("the agent has a startupProbe: the kubelet starts redis-server only after it passes, so the agent would gate redis-server's start")
+		}
 		if redis.Lifecycle == nil || redis.Lifecycle.PreStop == nil {
 			t.Errorf("redis has no preStop hook: a deleted master would not hand over")
 		} else {
@@ -269,6 +306,35 @@ func testAgentContainers(t *testing.T, bin string) {
 			t.Errorf("terminationGracePeriodSeconds %d leaves no room after --switchover-timeout %s: want at least 10s more for redis-server to stop", grace, timeout)
 		}
 	})
+}
+
+// probeTarget is the kind of a probe's handler and the port it connects to
+// on the pod, a named port resolved against the container's ports (0 for
+// exec, or no probe).
+func probeTarget(c *corev1.Container, p *corev1.Probe) (kind string, port int32) {
+	if p == nil {
+		return "no probe", 0
+	}
+	var target intstr.IntOrString
+	switch {
+	case p.HTTPGet != nil:
+		kind, target = "httpGet", p.HTTPGet.Port
+	case p.TCPSocket != nil:
+		kind, target = "tcpSocket", p.TCPSocket.Port
+	case p.GRPC != nil:
+		return "grpc", p.GRPC.Port
+	default:
+		return "exec", 0
+	}
+	if target.Type == intstr.Int {
+		return kind, target.IntVal
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == target.StrVal {
+			return kind, cp.ContainerPort
+		}
+	}
+	return kind + " to an undeclared port name " + target.StrVal, 0
 }
 
 // lastDirective is a key of redisConf's result that cannot be a directive.

@@ -17,6 +17,11 @@ import (
 
 // Mode is what the endpoints ask of the HA mode that runs.
 type Mode interface {
+	// Healthy reports whether the agent itself works: its reconcile loop
+	// keeps finishing passes. It must not ask redis-server or the API
+	// server, whose outages the agent has to outlive: it is the agent
+	// container's liveness.
+	Healthy(ctx context.Context) error
 	// Live reports whether redis-server answers (PING, or LOADING).
 	Live(ctx context.Context) error
 	// Ready reports whether this pod should receive traffic for its role.
@@ -58,7 +63,9 @@ type switchover struct {
 // Handler routes the endpoints (no DefaultServeMux).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }) // the agent itself
+	// The agent's own liveness: answered by this server, so a frozen or
+	// dead agent fails it, and 503 while the reconcile loop is stuck.
+	mux.HandleFunc("GET /healthz", s.probe(s.Mode.Healthy))
 	mux.HandleFunc("GET /livez", s.probe(s.Mode.Live))
 	mux.HandleFunc("GET /readyz", s.probe(s.Mode.Ready))
 	mux.HandleFunc("GET /status", s.status)
@@ -158,7 +165,7 @@ func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.Log.Info().Str("component", "http").Str("addr", ln.Addr().String()).Msg("serving /livez /readyz /status /metrics /prestop")
+	s.Log.Info().Str("component", "http").Str("addr", ln.Addr().String()).Msg("serving /healthz /livez /readyz /status /metrics /prestop")
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)

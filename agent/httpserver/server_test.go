@@ -17,12 +17,13 @@ import (
 )
 
 type fakeMode struct {
-	live, ready, preStop func(context.Context) error
-	status               func(context.Context) any
+	healthy, live, ready, preStop func(context.Context) error
+	status                        func(context.Context) any
 }
 
 var _ Mode = (*fakeMode)(nil)
 
+func (f *fakeMode) Healthy(ctx context.Context) error { return f.healthy(ctx) }
 func (f *fakeMode) Live(ctx context.Context) error    { return f.live(ctx) }
 func (f *fakeMode) Ready(ctx context.Context) error   { return f.ready(ctx) }
 func (f *fakeMode) Status(ctx context.Context) any    { return f.status(ctx) }
@@ -31,9 +32,10 @@ func (f *fakeMode) PreStop(ctx context.Context) error { return f.preStop(ctx) }
 func TestServerEndpoints(t *testing.T) {
 	prestopCalled := false
 	mode := &fakeMode{
-		live:   func(context.Context) error { return nil },
-		ready:  func(context.Context) error { return errors.New("replica link down") },
-		status: func(context.Context) any { return map[string]string{"role": "replica"} },
+		healthy: func(context.Context) error { return nil },
+		live:    func(context.Context) error { return nil },
+		ready:   func(context.Context) error { return errors.New("replica link down") },
+		status:  func(context.Context) any { return map[string]string{"role": "replica"} },
 		preStop: func(ctx context.Context) error {
 			prestopCalled = true
 			_, ok := ctx.Deadline()
@@ -71,6 +73,65 @@ func TestServerEndpoints(t *testing.T) {
 	}
 	if !prestopCalled {
 		t.Error("GET /prestop did not call Mode.PreStop")
+	}
+}
+
+// TestHealthz: /healthz is the agent container's liveness. It follows the
+// agent's own health (Mode.Healthy) and nothing else: redis-server down
+// (/livez failing) or not ready must not fail it, or the kubelet would
+// restart a working agent for what redis-server does.
+func TestHealthz(t *testing.T) {
+	up := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("dial tcp 10.0.0.1:6379: connect: connection refused") }
+	cases := map[string]struct {
+		reason   string
+		healthy  func(context.Context) error
+		redis    func(context.Context) error
+		wantCode int
+		wantBody string
+	}{
+		"Healthy": {
+			reason:  "loop finishing passes, redis-server up",
+			healthy: up, redis: up,
+			wantCode: 200, wantBody: "ok",
+		},
+		"RedisDown": {
+			reason:  "redis-server down is /livez's and /readyz's business, not the agent's liveness",
+			healthy: up, redis: down,
+			wantCode: 200, wantBody: "ok",
+		},
+		"LoopStuck": {
+			reason:   "a stuck reconcile loop fails the agent's liveness, with the reason",
+			healthy:  func(context.Context) error { return errors.New("the reconcile loop has finished no pass for 3m0s") },
+			redis:    up,
+			wantCode: 503, wantBody: "finished no pass for 3m0s",
+		},
+		"CheckTimesOut": {
+			reason: "a check that does not return within the probe timeout fails, as the kubelet's own timeout would",
+			healthy: func(ctx context.Context) error {
+				<-ctx.Done()
+				return ctx.Err()
+			},
+			redis:    up,
+			wantCode: 503, wantBody: "deadline exceeded",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			mode := &fakeMode{healthy: tc.healthy, live: tc.redis, ready: tc.redis}
+			s := &Server{Mode: mode, Metrics: metrics.New("test", "sentinel"), Log: zerolog.Nop(), ProbeTimeout: 50 * time.Millisecond, SwitchoverTimeout: time.Second}
+			srv := httptest.NewServer(s.Handler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode || !strings.Contains(string(body), tc.wantBody) {
+				t.Errorf("%s: GET /healthz = %d %q, want %d containing %q", tc.reason, resp.StatusCode, body, tc.wantCode, tc.wantBody)
+			}
+		})
 	}
 }
 

@@ -85,6 +85,19 @@ func (c *Cluster) Freeze(ns, pod string) error {
 	return c.setFrozen(ctx, ns, pod, "FROZEN")
 }
 
+// FreezeContainer stops every process of one container of the pod with
+// the cgroup freezer and leaves the pod's other containers running: a hung
+// sidecar, say. thaw resumes them; it does nothing once the kubelet has
+// replaced the container (its cgroup is gone).
+func (c *Cluster) FreezeContainer(ns, pod, container string) (thaw func() error, err error) {
+	if c.External() {
+		return nil, fmt.Errorf("%s %s/%s: %w", "FreezeContainer", ns, pod, ErrNeedsLocalNodes)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.freezeContainer(ctx, ns, pod, container)
+}
+
 // Thaw resumes a frozen pod.
 func (c *Cluster) Thaw(ns, pod string) error {
 	if c.External() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -152,17 +153,56 @@ func (c *Cluster) killPod(ctx context.Context, ns, pod string) error {
 // podFreezer is the pod's cgroup in the freezer hierarchy: the parent of
 // its sandbox's cgroup, so freezing it stops every container of the pod.
 func podFreezer(sandboxPID int) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sandboxPID))
+	dir, err := freezerCgroup(sandboxPID)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(dir), nil
+}
+
+// freezerCgroup is the directory of a process's cgroup in the freezer
+// hierarchy: for a container's main process, the container's own cgroup.
+func freezerCgroup(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return "", err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		parts := strings.SplitN(l, ":", 3)
 		if len(parts) == 3 && parts[1] == "freezer" {
-			return filepath.Join("/sys/fs/cgroup/freezer", filepath.Dir(parts[2])), nil
+			return filepath.Join("/sys/fs/cgroup/freezer", parts[2]), nil
 		}
 	}
-	return "", fmt.Errorf("process %d has no freezer cgroup (cgroup v1 freezer not mounted?)", sandboxPID)
+	return "", fmt.Errorf("process %d has no freezer cgroup (cgroup v1 freezer not mounted?)", pid)
+}
+
+// freezeContainer freezes one container's cgroup and returns what thaws
+// it. The thaw is bound to that cgroup, not to the container's name: once
+// the kubelet has replaced the container, the cgroup is gone and there is
+// nothing left to thaw.
+func (c *Cluster) freezeContainer(ctx context.Context, ns, pod, container string) (func() error, error) {
+	pid, err := c.ContainerPID(ctx, ns, pod, container)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := freezerCgroup(pid)
+	if err != nil {
+		return nil, err
+	}
+	state := filepath.Join(dir, "freezer.state")
+	if err := os.WriteFile(state, []byte("FROZEN"), 0o644); err != nil {
+		return nil, fmt.Errorf("freeze container %s of %s/%s (%s): %w", container, ns, pod, dir, err)
+	}
+	return func() error {
+		err := os.WriteFile(state, []byte("THAWED"), 0o644)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("thaw container %s of %s/%s (%s): %w", container, ns, pod, dir, err)
+		}
+		return nil
+	}, nil
 }
 
 func (c *Cluster) setFrozen(ctx context.Context, ns, pod string, state string) error {
