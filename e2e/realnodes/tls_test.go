@@ -183,6 +183,10 @@ func TestClusterTLS(t *testing.T) {
 			break
 		}
 	}
+	// A master hands its slots over only to a replica that is online; one
+	// still in its first sync is no candidate (the agent then says
+	// FailoverSkipped), and this test is about the handover itself.
+	waitReplicaOnline(t, ctx, addrs[masterOrdinal(master)], tc)
 	old, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +209,7 @@ func TestClusterTLS(t *testing.T) {
 	role, _ := rc.Do(ctx, "ROLE").Slice()
 	rc.Close()
 	if len(role) == 0 || role[0] != "slave" {
-		t.Errorf("replaced %s has role %v, want a replica: its preStop CLUSTER FAILOVER (over TLS) hands its slots to its replica", master, role)
+		t.Errorf("replaced %s has role %v, want a replica: its preStop CLUSTER FAILOVER (over TLS) hands its slots to its replica; the agents' Events:\n%s", master, role, agentEvents(ctx, ns))
 	}
 	missing := 0
 	for i := 0; i < 200; i++ {
@@ -501,4 +505,46 @@ func newSerial(t *testing.T) *big.Int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func masterOrdinal(pod string) int {
+	var i int
+	_, _ = fmt.Sscanf(pod[strings.LastIndex(pod, "-")+1:], "%d", &i)
+	return i
+}
+
+// waitReplicaOnline waits until the master at addr streams to a replica
+// that is online and has acknowledged the master's offset of the moment.
+func waitReplicaOnline(t *testing.T, ctx context.Context, addr string, tc *tls.Config) {
+	t.Helper()
+	c := tlsRedisClient(addr, tc)
+	defer c.Close()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		s, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		info := parseInfoReply(s)
+		last = fmt.Sprintf("connected_slaves=%s slave0=%s master_repl_offset=%s", info["connected_slaves"], info["slave0"], info["master_repl_offset"])
+		return strings.Contains(info["slave0"], "state=online") && strings.Contains(info["slave0"], "offset="+info["master_repl_offset"]+","), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: no online replica caught up within 2 minutes (last: %s)", addr, last)
+	}
+}
+
+// agentEvents lists the Events in ns (the agents write events.k8s.io/v1),
+// oldest first, one per line.
+func agentEvents(ctx context.Context, ns string) string {
+	l, err := cluster.Clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range l.Items {
+		fmt.Fprintf(&b, "  %s %s %s %s: %s\n", e.EventTime.Format("15:04:05.000"), e.Regarding.Name, e.Type, e.Reason, e.Note)
+	}
+	return b.String()
 }
