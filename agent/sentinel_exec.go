@@ -155,8 +155,14 @@ func (m *sentinelMode) executeUnfence(ctx context.Context, p sentinelPlan, maste
 	return nil
 }
 
-// askFailover asks the local Sentinel to fail over, at most every 5s (one
-// failover takes Sentinel a second or two; it answers INPROG meanwhile).
+// askFailover asks a Sentinel to fail over, at most every 5s (one failover
+// takes Sentinel a second or two; it answers INPROG meanwhile). The peers'
+// Sentinels come first, as for a switchover: this plan follows a restart of
+// the master pod, whose own Sentinel restarted with it and was pointed at
+// this pod, now a replica that lists no replicas, so it knows none and
+// answers NOGOODSLAVE for good (seen on real nodes: the two surviving
+// Sentinels had split their vote, backed off for 2 × failover-timeout, and
+// the pods stayed without a master for two minutes).
 func (m *sentinelMode) askFailover(ctx context.Context, p sentinelPlan) error {
 	m.mu.Lock()
 	now := m.deps.Clock.Now()
@@ -168,9 +174,7 @@ func (m *sentinelMode) askFailover(ctx context.Context, p sentinelPlan) error {
 	if recent {
 		return nil
 	}
-	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-	defer cancel()
-	if err := m.sentinels[m.peers.Self].Failover(c, m.cfg.MasterName); err != nil && !strings.Contains(err.Error(), "INPROG") {
+	if err := m.failover(ctx); err != nil {
 		return err
 	}
 	m.event(corev1.EventTypeNormal, "FailoverRequested", "Failover", "SENTINEL FAILOVER: %s", p.Reason)

@@ -151,7 +151,7 @@ func (m *sentinelMode) promoteReplica(ctx context.Context, first map[int]peerPod
 	}
 	caughtUp := m.deps.Clock.Since(start)
 	if err := m.failover(ctx); err != nil {
-		return -1, false, err
+		return -1, false, fmt.Errorf("preStop: %w", err)
 	}
 	failoverSent := m.deps.Clock.Since(start)
 	newMaster, err = m.waitNewMaster(ctx, restart)
@@ -332,10 +332,10 @@ func (m *sentinelMode) waitReplicasCaughtUp(ctx context.Context, restart func(co
 	}
 }
 
-// failover asks the local Sentinel, else any other, to fail over now. A
-// Sentinel learns a master's replicas from INFO every 10s, so shortly after a
-// cold start it may know none and answer NOGOODSLAVE: then it is RESET,
-// which makes it read the master's INFO at once, and asked again.
+// failover asks the peers' Sentinels, then the local one, to fail over now:
+// a definite refusal (NOGOODSLAVE from a Sentinel that knows no replica yet,
+// which it learns from INFO every 10s) or an unreachable Sentinel moves on
+// to the next; INPROG, or no answer at all, counts as started.
 func (m *sentinelMode) failover(ctx context.Context) error {
 	// A peer's Sentinel first: the one asked leads the failover, and this
 	// pod's Sentinel stops with the pod right after preStop — a leader
@@ -365,7 +365,7 @@ func (m *sentinelMode) failover(ctx context.Context) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("preStop: no Sentinel started the failover: %w", last)
+	return fmt.Errorf("no Sentinel started the failover: %w", last)
 }
 
 func isDialError(err error) bool {
