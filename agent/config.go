@@ -64,6 +64,7 @@ type Config struct {
 	HTTPAddr          string        `name:"http-addr" env:"REDIS_HA_HTTP_ADDR" default:":8080" help:"Address of the probe, status, metrics and preStop HTTP server."`
 	ResyncInterval    time.Duration `name:"resync-interval" env:"REDIS_HA_RESYNC_INTERVAL" default:"10s" help:"Period of the full reconcile pass that backs up event-driven passes."`
 	SwitchoverTimeout time.Duration `name:"switchover-timeout" env:"REDIS_HA_SWITCHOVER_TIMEOUT" default:"30s" help:"Longest a preStop switchover may take; keep under terminationGracePeriodSeconds."`
+	ElectionWait      time.Duration `name:"election-wait" env:"REDIS_HA_ELECTION_WAIT" default:"30s" help:"Sentinel mode, cold start (no Sentinel majority names a master): how long the election waits for every pod to report its data before a majority elects without the missing ones. A missing pod may hold the newest data (the last master, its volume slow to re-attach): raise this where volumes attach slowly; 0 waits for every pod without limit."`
 	InitTimeout       time.Duration `name:"init-timeout" env:"REDIS_HA_INIT_TIMEOUT" default:"60s" help:"Longest init waits for its own DNS name and peers."`
 
 	ClusterReplicas int    `name:"cluster-replicas" env:"REDIS_HA_CLUSTER_REPLICAS" default:"1" help:"Replicas per master when the cluster is created (cluster mode)."`
@@ -108,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RenewDeadline >= c.LeaseDuration {
 		return fmt.Errorf("--renew-deadline (REDIS_HA_RENEW_DEADLINE) %s must be shorter than --lease-duration (REDIS_HA_LEASE_DURATION) %s, so a master fences itself before its Lease can pass to another pod", c.RenewDeadline, c.LeaseDuration)
+	}
+	if c.ElectionWait < 0 {
+		return fmt.Errorf("--election-wait (REDIS_HA_ELECTION_WAIT) %s is negative: give a duration such as 30s, or 0 to wait for every pod without limit", c.ElectionWait)
 	}
 	if c.RetryPeriod <= 0 || c.RetryPeriod >= c.RenewDeadline {
 		return fmt.Errorf("--retry-period (REDIS_HA_RETRY_PERIOD) %s must be above 0 and shorter than --renew-deadline %s", c.RetryPeriod, c.RenewDeadline)

@@ -47,6 +47,7 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"--min-replicas-max-lag (REDIS_HA_MIN_REPLICAS_MAX_LAG) 3", "--down-after (REDIS_HA_DOWN_AFTER) 5s", "use at most 2"}},
 		"ExplicitFenceDownAfterTooShort": {func(c *Config) { c.MinReplicasToWrite, c.DownAfter = 1, 2*time.Second },
 			[]string{"--down-after (REDIS_HA_DOWN_AFTER) 2s", "--min-replicas-to-write 0"}},
+		"NegativeElectionWait":           {func(c *Config) { c.ElectionWait = -time.Second }, []string{"--election-wait (REDIS_HA_ELECTION_WAIT) -1s", "0 to wait"}},
 		"MinReplicasToWriteBelowDefault": {func(c *Config) { c.MinReplicasToWrite = -2 }, []string{"--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) -2"}},
 	}
 	for name, tc := range cases {

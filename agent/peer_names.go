@@ -55,7 +55,7 @@ func (m *sentinelMode) watchPeerNames(ctx context.Context, interval time.Duratio
 	t := m.deps.Clock.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for i := 0; i < m.peers.Pods; i++ {
+		for i := 0; i < m.podCount(); i++ {
 			if i == m.peers.Self {
 				continue
 			}

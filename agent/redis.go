@@ -131,8 +131,9 @@ func (n *goRedisNode) Ping(ctx context.Context) error {
 
 func (n *goRedisNode) Replication(ctx context.Context) (replInfo, error) {
 	// INFO server rides along: the engine for /status and the metrics
-	// costs no extra round trip.
-	text, err := n.c.Info(ctx, "server", "persistence", "replication").Result()
+	// costs no extra round trip; persistence and keyspace tell an election
+	// what the data files held (sentinelMode.effective).
+	text, err := n.c.Info(ctx, "server", "persistence", "replication", "keyspace").Result()
 	if err != nil {
 		return replInfo{}, fmt.Errorf("INFO replication on redis-server %s: %w", n.addr(), err)
 	}
@@ -299,6 +300,43 @@ func (n *goSentinelNode) FailingOver(ctx context.Context, name string) (bool, er
 		return false, fmt.Errorf("SENTINEL MASTER %s on %s: %w", name, n.addr(), err)
 	}
 	return strings.Contains(m["flags"], "failover_in_progress"), nil
+}
+
+func (n *goSentinelNode) Members(ctx context.Context, name string) (sentinelMembers, bool, error) {
+	m, err := n.c.Master(ctx, name).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "No such master") {
+			return sentinelMembers{}, false, nil
+		}
+		return sentinelMembers{}, false, fmt.Errorf("SENTINEL MASTER %s on %s: %w", name, n.addr(), err)
+	}
+	q, err := strconv.Atoi(m["quorum"])
+	if err != nil {
+		return sentinelMembers{}, false, fmt.Errorf("SENTINEL MASTER %s on %s: quorum %q: %w", name, n.addr(), m["quorum"], err)
+	}
+	ms := sentinelMembers{Quorum: q, Flags: m["flags"], FailoverState: m["failover-state"]}
+	ss, err := n.c.Sentinels(ctx, name).Result()
+	if err != nil {
+		return sentinelMembers{}, false, fmt.Errorf("SENTINEL SENTINELS %s on %s: %w", name, n.addr(), err)
+	}
+	for _, s := range ss {
+		ms.Sentinels = append(ms.Sentinels, s["ip"])
+	}
+	rs, err := n.c.Replicas(ctx, name).Result()
+	if err != nil {
+		return sentinelMembers{}, false, fmt.Errorf("SENTINEL REPLICAS %s on %s: %w", name, n.addr(), err)
+	}
+	for _, r := range rs {
+		ms.Replicas = append(ms.Replicas, r["ip"])
+	}
+	return ms, true, nil
+}
+
+func (n *goSentinelNode) SetQuorum(ctx context.Context, name string, q int) error {
+	if err := n.c.Set(ctx, name, "quorum", strconv.Itoa(q)).Err(); err != nil {
+		return fmt.Errorf("SENTINEL SET %s quorum %d on %s: %w", name, q, n.addr(), err)
+	}
+	return nil
 }
 
 func (n *goSentinelNode) Shutdown(ctx context.Context) error {

@@ -44,6 +44,11 @@ type replInfo struct {
 	SecondOffset int64
 	Loading      bool
 	Replicas     []replicaEntry // masters only
+	// DataKnown: the reply had INFO persistence and keyspace (the sentinel
+	// mode's Replication asks for both), so AOF and Keys below are read.
+	DataKnown bool
+	AOF       bool  // aof_enabled:1
+	Keys      int64 // keys in every database (INFO keyspace dbN:keys=)
 	// Engine is from INFO server when the reply has that section; zero
 	// when it has not, or names no engine engineOf can read (informational:
 	// it never fails the replication read the HA decisions depend on).
@@ -114,9 +119,38 @@ func replInfoOf(info map[string]string) (replInfo, error) {
 	if e, err := engineOf(info); err == nil {
 		r.Engine = e
 	}
+	if v, ok := info["aof_enabled"]; ok {
+		r.DataKnown, r.AOF = true, v == "1"
+		keys, err := keyCount(info)
+		if err != nil {
+			return r, err
+		}
+		r.Keys = keys
+	}
 	var err error
 	r.Replicas, err = replicaEntries(info)
 	return r, err
+}
+
+// keyCount adds up the keys of INFO keyspace's "dbN:keys=K,expires=..."
+// lines; an empty server lists no database.
+func keyCount(info map[string]string) (int64, error) {
+	var n int64
+	for k, v := range info {
+		if !strings.HasPrefix(k, "db") || strings.Trim(k[2:], "0123456789") != "" || k == "db" {
+			continue
+		}
+		for _, f := range strings.Split(v, ",") {
+			if c, ok := strings.CutPrefix(f, "keys="); ok {
+				x, err := strconv.ParseInt(c, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("INFO keyspace %s=%q: %w", k, v, err)
+				}
+				n += x
+			}
+		}
+	}
+	return n, nil
 }
 
 // parseNumber reads info[key], if present, into *dst (an *int or *int64).

@@ -62,6 +62,18 @@ func TestParseReplInfo(t *testing.T) {
 			text:   "role:slave\r\nmaster_host:m\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_sync_in_progress:1\r\n",
 			want:   replInfo{Role: roleReplica, MasterHost: "m", MasterPort: 6379, Syncing: true},
 		},
+		"PersistenceAndKeyspace": {
+			reason: "redis-server 7.0.15 booted fenced with AOF: aof_enabled and the keys of every database (db0 and db3) read",
+			text: "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_current_size:1644\r\n# Replication\r\nrole:slave\r\nmaster_host:h\r\nmaster_port:0\r\n" +
+				"master_replid:930724706715528a56550aff768624ffbdde6a4c\r\nmaster_repl_offset:0\r\n# Keyspace\r\ndb0:keys=50,expires=0,avg_ttl=0\r\ndb3:keys=2,expires=1,avg_ttl=900\r\n",
+			want: replInfo{Role: roleReplica, MasterHost: "h", ReplID: "930724706715528a56550aff768624ffbdde6a4c", DataKnown: true, AOF: true, Keys: 52},
+		},
+		"EmptyKeyspace": {
+			reason: "RDB only and no key: the Keyspace section lists no database",
+			text:   "# Persistence\r\naof_enabled:0\r\n# Replication\r\nrole:master\r\n# Keyspace\r\n",
+			want:   replInfo{Role: roleMaster, DataKnown: true},
+		},
+		"BadKeyspace":    {reason: "garbage key count", text: "aof_enabled:0\nrole:master\ndb0:keys=x,expires=0\n", err: true},
 		"BadReplicaLine": {reason: "garbage port in a slaveN line", text: "role:master\nslave0:ip=a,port=x,state=online,offset=1,lag=0\n", err: true},
 		"NoRole":         {reason: "not INFO replication output", text: "redis_version:7.0.15\n", err: true},
 		"BadOffset":      {reason: "garbage offset", text: "role:master\nmaster_repl_offset:x\n", err: true},

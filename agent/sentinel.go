@@ -27,8 +27,16 @@ type sentinelMode struct {
 	peers sentinelPeers
 	lease *leaseStore
 
-	local     redisNode
-	sentinels []sentinelNode // by ordinal; [Self] is the local Sentinel
+	local redisNode
+	// sizeMu guards span and sentinels. span is the number of pods counted
+	// (see sentinel_scale.go); sentinels holds a client per ordinal ever
+	// counted ([Self] is the local Sentinel), so len(sentinels) >= span.
+	sizeMu    sync.Mutex
+	span      int
+	sentinels []sentinelNode
+	scale     sentinelScale
+	// Loop-only state of tendLocalSentinel.
+	lastFreshRead, staleSince, lastReset time.Time
 	// peerStatus reads a peer agent's /status for the election.
 	peerStatus func(ctx context.Context, ordinal int) (nodeState, error)
 	// setLabel patches a pod's role label (the lead's SetPodLabel).
@@ -113,17 +121,25 @@ func (s SentinelStatus) nodeState() nodeState {
 func newSentinelMode(cfg Config, deps Deps) (Mode, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pods, err := ExpectedReplicas(ctx, deps.Kube, cfg)
+	topo := &kubeTopology{client: deps.Kube, cfg: cfg}
+	spec, err := topo.ExpectedNow(ctx)
 	if err != nil {
 		return nil, err
 	}
+	exists := kubePodExists(cfg, deps)
+	// Pods above spec.replicas that still exist keep counting (a restart
+	// in the middle of a scale-down).
+	pods := probeSpan(ctx, spec, exists)
 	_, port, err := net.SplitHostPort(cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr (REDIS_HA_HTTP_ADDR) %q is not host:port: %w", cfg.HTTPAddr, err)
 	}
 	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Password.Get, deps.TLS, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
 	m.peerStatus = httpPeerStatus(m.peers, port)
-	m.peerPods = func(ctx context.Context) (map[int]peerPod, error) { return readPeerPods(ctx, deps.Kube, cfg, pods) }
+	m.scale = sentinelScale{count: topo, podExists: exists}
+	m.peerPods = func(ctx context.Context) (map[int]peerPod, error) {
+		return readPeerPods(ctx, deps.Kube, cfg, m.podCount())
+	}
 	return m, nil
 }
 
@@ -141,6 +157,7 @@ func newSentinelModeWith(cfg Config, deps Deps, peers sentinelPeers) *sentinelMo
 		},
 		listMasters: func(ctx context.Context) ([]string, error) { return podsLabelledMaster(ctx, deps.Kube, cfg) },
 		terminating: newSelfPod(cfg, deps).Terminating,
+		span:        peers.Pods,
 	}
 	for i := 0; i < peers.Pods; i++ {
 		h := peers.Addr(i)

@@ -14,12 +14,20 @@ import (
 )
 
 // redisInclude is the redis.conf include init writes. master < 0 means the
-// role is unknown: the server boots as a replica of itself, which refuses
-// writes (READONLY) and never syncs (its "master" answers NOMASTERLINK), yet
-// keeps the replid and offset it loaded from its RDB for the election.
-// Measured with redis-server 7.0.15; a placeholder address would do the
-// same but hides which pod is waiting, and booting as a master with an
-// impossible min-replicas-to-write would let Sentinel see a second master.
+// role is unknown: the server boots fenced, a replica of its own address
+// on port 0, which refuses writes (READONLY) and never syncs, yet keeps the
+// replid and offset it loaded from its RDB for the election; INFO still
+// shows which pod is waiting. Booting as a master with an impossible
+// min-replicas-to-write would let Sentinel see a second master.
+//
+// Port 0, not the server's own port: a connect to port 0 fails at once,
+// while a replica of its own TLS port blocks in its own synchronous TLS
+// handshake for repl-syncio-timeout (5 s) at every retry (once a second),
+// so the fenced server answered nothing — not the agent's INFO, not a
+// Sentinel — for seconds at a time (measured with redis-server 7.0.15:
+// PING took 5.09 s; with port 0, 0.1 s, as with Redis 8.0 and Valkey 8.0
+// and 8.1). In plaintext the self-connection only spun a futile
+// PSYNC loop; port 0 serves both.
 func redisInclude(cfg Config, pods int, self string, masterHost string, password string) ([]byte, error) {
 	fence, err := fenceFor(cfg, pods)
 	if err != nil {
@@ -28,14 +36,14 @@ func redisInclude(cfg Config, pods int, self string, masterHost string, password
 	if password != "" && !sentinelconf.RewriteSafe(password) {
 		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
 	}
-	role := "replica of " + masterHost
+	role, port := "replica of "+masterHost, cfg.RedisPort
 	if masterHost == self {
-		role = "fenced: replica of itself until the sidecar's election decides (no master known)"
+		role, port = "fenced: replica of its own address on port 0 (connects nowhere) until the sidecar's election decides (no master known)", 0
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by redis-ha-agent init at every pod start; edits are overwritten.\n# Role at start: %s\n", role)
 	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", self, cfg.RedisPort)
-	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, cfg.RedisPort)
+	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, port)
 	// Every pod gets the fence: it applies from the moment Sentinel or the
 	// election makes the pod master (redis_fence.go has the timing).
 	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag %d\n", fence.ToWrite, fence.MaxLag)

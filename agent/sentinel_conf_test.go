@@ -129,7 +129,7 @@ func TestSentinelInitColdStartFenced(t *testing.T) {
 	}
 	inc, _ := os.ReadFile(cfg.RedisConfInclude)
 	// The flags' defaults: three pods fence with max-lag 2 under down-after 5s.
-	for _, w := range []string{"replicaof 127.0.31.11 6379", "replica-announce-ip 127.0.31.11", "replica-read-only yes", "min-replicas-to-write 1\n", "min-replicas-max-lag 2\n"} {
+	for _, w := range []string{"replicaof 127.0.31.11 0\n", "replica-announce-ip 127.0.31.11", "replica-read-only yes", "min-replicas-to-write 1\n", "min-replicas-max-lag 2\n"} {
 		if !strings.Contains(string(inc), w) {
 			t.Errorf("include lacks %q:\n%s", w, inc)
 		}
@@ -165,8 +165,8 @@ func TestSentinelInitLeaseUnreadable(t *testing.T) {
 		t.Fatalf("init with the API server down must still boot (fenced): %v", err)
 	}
 	inc, _ := os.ReadFile(cfg.RedisConfInclude)
-	if !strings.Contains(string(inc), "replicaof 127.0.31.10 6379") {
-		t.Errorf("want a fenced boot (replica of itself):\n%s", inc)
+	if !strings.Contains(string(inc), "replicaof 127.0.31.10 0\n") {
+		t.Errorf("want a fenced boot (replica of its own address, port 0):\n%s", inc)
 	}
 }
 

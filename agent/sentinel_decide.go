@@ -55,7 +55,7 @@ type sentinelObservation struct {
 	Pods  int // configured pods = configured Sentinels
 	Local nodeState
 	// LocalMaster is the ordinal the local replica replicates from; Self
-	// for a fenced boot (replica of itself), -1 when not a pod of ours.
+	// for a fenced boot (replica of its own address), -1 when not a pod of ours.
 	LocalMaster int
 	Sentinels   []sentinelView
 	// LocalSentinelMaster is what the Sentinel beside this Redis names:
@@ -88,6 +88,9 @@ type sentinelObservation struct {
 	// ElectionFor is how long this agent has seen the election condition
 	// (no Sentinel majority, no live Lease holder that is master).
 	ElectionFor time.Duration
+	// ElectionWait is --election-wait: how long an election waits for
+	// every pod before a majority elects; 0 waits without limit.
+	ElectionWait time.Duration
 }
 
 // sentinelPlan is what the pass should do. The executor runs the Lease write
@@ -325,16 +328,16 @@ func replicasAttached(o sentinelObservation) bool {
 	return o.LocalReplicasOnline > 0 || o.Pods == 1 || o.LocalMasterFor >= 10*time.Second
 }
 
-// electionWaitAll is how long an election waits for every pod to report
+// elect runs the cold-start election: the Lease is free, expired, or held by
+// this pod although its redis-server is not a master (a restart).
+//
+// It waits up to o.ElectionWait (--election-wait) for every pod to report
 // before it settles for a majority. In a full restart the pods come back
 // one by one, and the pod with the newest data (the last master, perhaps
 // the only one that took writes while the others were unreachable) may be
 // the slowest: a majority election without it would drop those writes. A
-// pod that is gone for good delays the election by this much.
-const electionWaitAll = 30 * time.Second
-
-// elect runs the cold-start election: the Lease is free, expired, or held by
-// this pod although its redis-server is not a master (a restart).
+// pod that is gone for good delays the election by this much, or for ever
+// with 0.
 func elect(o sentinelObservation, p *sentinelPlan) {
 	p.Authority = authorityElection
 	var missing []string
@@ -348,8 +351,12 @@ func elect(o sentinelObservation, p *sentinelPlan) {
 		p.Reason = fmt.Sprintf("election waits: %d of %d pods reported their state, need more than %d", reported, o.Pods, o.Pods/2)
 		return
 	}
-	if len(missing) > 0 && o.ElectionFor < electionWaitAll {
-		p.Reason = fmt.Sprintf("election waits up to %s for every pod: pod %s has not reported its state (it may hold the newest data)", electionWaitAll-o.ElectionFor.Truncate(time.Second), strings.Join(missing, ", "))
+	if len(missing) > 0 && o.ElectionWait == 0 {
+		p.Reason = fmt.Sprintf("election waits for every pod (--election-wait 0): pod %s has not reported its state (it may hold the newest data)", strings.Join(missing, ", "))
+		return
+	}
+	if len(missing) > 0 && o.ElectionFor < o.ElectionWait {
+		p.Reason = fmt.Sprintf("election waits up to %s for every pod (--election-wait %s): pod %s has not reported its state (it may hold the newest data)", o.ElectionWait-o.ElectionFor.Truncate(time.Second), o.ElectionWait, strings.Join(missing, ", "))
 		return
 	}
 	w, why := freshest(o.Peers)

@@ -13,6 +13,9 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // obs3 is pod `self` of three: its Redis answers with role, every Sentinel
 // unreachable, the Lease known and free, renewed just now.
+// testElectionWait is --election-wait's default.
+const testElectionWait = 30 * time.Second
+
 func obs3(self int, role string) sentinelObservation {
 	local := nodeState{Reported: true, Role: role, ReplID: "r1", Offset: 100}
 	o := sentinelObservation{
@@ -22,6 +25,7 @@ func obs3(self int, role string) sentinelObservation {
 		Lease:               leaseView{Known: true, Holder: -1},
 		Peers:               make([]nodeState, 3),
 		Now:                 t0, LastRenew: t0, RenewDeadline: 10 * time.Second,
+		ElectionWait: testElectionWait,
 	}
 	o.Peers[self] = local
 	return o
@@ -332,10 +336,24 @@ func TestDecideSentinelElection(t *testing.T) {
 		holder int
 		want   sentinelPlan
 		why    string // substring of Reason
-		// early: the election started less than electionWaitAll ago
+		// early: the election started less than testElectionWait ago
 		// (the other cases are past it).
 		early bool
+		// unbounded: --election-wait 0.
+		unbounded bool
 	}{
+		"MissingPodPastTheWait": {
+			reason: "a pod still missing after --election-wait: the majority that reported elects the freshest of its members",
+			self:   1, peers: []nodeState{st("a", 10), st("a", 30), {}}, holder: -1,
+			want: plan(1, authorityElection, func(p *sentinelPlan) {
+				p.TakeLease, p.Promote, p.Label = true, true, roleMaster
+			}),
+		},
+		"UnboundedWaitKeepsWaiting": {
+			reason: "--election-wait 0: a missing pod is awaited however long the election has run",
+			self:   1, peers: []nodeState{st("a", 10), st("a", 30), {}}, holder: -1, unbounded: true,
+			want: plan(-1, authorityElection, nil), why: "--election-wait 0",
+		},
 		"SlowPodAwaited": {
 			reason: "a full restart where the pod with the newest data starts last (CI run of TestDeleteAllPods: pods 0 and 1 elected pod 0 before pod 2, the only one that took the last writes, reported): the election waits for it",
 			self:   0, peers: []nodeState{st("a", 10), st("a", 10), {}}, holder: -1, early: true,
@@ -498,7 +516,10 @@ func TestDecideSentinelElection(t *testing.T) {
 			o.LocalMaster = tc.self // fenced boot
 			o.Lease = leaseView{Known: true, Holder: tc.holder, Live: tc.holder >= 0}
 			if !tc.early {
-				o.ElectionFor = electionWaitAll
+				o.ElectionFor = testElectionWait
+			}
+			if tc.unbounded {
+				o.ElectionWait, o.ElectionFor = 0, time.Hour
 			}
 			got := decideSentinel(o)
 			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(sentinelPlan{}, "Reason")); diff != "" {
@@ -518,7 +539,7 @@ func TestDecideSentinelFence(t *testing.T) {
 	cases := map[string]struct {
 		reason      string
 		elapsed     time.Duration
-		electionFor time.Duration // 0: past electionWaitAll
+		electionFor time.Duration // 0: past testElectionWait
 		lease       leaseView
 		fenced      bool
 		views       []int
@@ -579,7 +600,7 @@ func TestDecideSentinelFence(t *testing.T) {
 			o.Peers = []nodeState{o.Local, {Reported: true, Role: roleReplica, ReplID: "r2", ReplID2: "r1", SecondOffset: 101, Offset: 200}, {}}
 			o.LastRenew = t0
 			o.Now = t0.Add(tc.elapsed)
-			o.ElectionFor = electionWaitAll
+			o.ElectionFor = testElectionWait
 			if tc.electionFor > 0 {
 				o.ElectionFor = tc.electionFor
 			}

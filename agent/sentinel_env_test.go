@@ -124,7 +124,7 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 			MasterName: "mymaster", DownAfter: 5 * time.Second, FailoverTimeout: 10 * time.Second, MinReplicasToWrite: -1,
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 			RoleLabel: "redis-ha-agent/role", HTTPAddr: e.addr(i) + ":8080", ResyncInterval: 10 * time.Second,
-			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second,
+			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second, ElectionWait: 30 * time.Second,
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
@@ -354,8 +354,11 @@ func (e *sentinelEnv) waitFor(d time.Duration, what string, cond func() (bool, s
 		return nil
 	})
 	if err != nil {
+		// The reason first: a CI report that keeps only part of the
+		// output should not lose it behind the process logs.
+		e.t.Errorf("%s: not within %s; last state: %v", what, d, err)
 		e.dumpLogs()
-		e.t.Fatalf("%s: not within %s; last state: %v", what, d, err)
+		e.t.FailNow()
 	}
 }
 

@@ -205,8 +205,8 @@ func (m *sentinelMode) pointSentinels(ctx context.Context, o sentinelObservation
 func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error {
 	c, cancel := context.WithTimeout(ctx, 3*m.peers.Timeout)
 	defer cancel()
-	return m.sentinels[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
-		Quorum: quorumOf(m.cfg, m.peers.Pods), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
+	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
+		Quorum: quorumOf(m.cfg, m.podCount()), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
 		ParallelSyncs: 1, AuthPass: m.deps.Password.Get(),
 	})
 }
@@ -344,7 +344,7 @@ func (m *sentinelMode) applyPassword(ctx context.Context) {
 	defer cancel()
 	var errs []error
 	errs = append(errs, m.local.ConfigSet(c, "masterauth", pw), m.local.ConfigSet(c, "requirepass", pw))
-	errs = append(errs, m.sentinels[m.peers.Self].ApplyPassword(c, m.cfg.MasterName, pw))
+	errs = append(errs, m.localSentinel().ApplyPassword(c, m.cfg.MasterName, pw))
 	// A redis-server container restart reads the include again (init does
 	// not run): it must carry the new password too.
 	errs = append(errs, rewriteIncludeAuth(m.cfg.RedisConfInclude, pw))

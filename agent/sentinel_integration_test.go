@@ -81,7 +81,7 @@ func TestSentinelModeLifecycle(t *testing.T) {
 			if !bytes.Equal(inc1, inc2) || !bytes.Equal(sen1, sen2) {
 				t.Errorf("init pod %d is not idempotent:\n%s\n---\n%s", i, inc1, inc2)
 			}
-			if want := fmt.Sprintf("replicaof %s 6379", e.addr(i)); !strings.Contains(string(inc1), want) {
+			if want := fmt.Sprintf("replicaof %s 0\n", e.addr(i)); !strings.Contains(string(inc1), want) {
 				t.Errorf("pod %d include: want fenced boot %q, got:\n%s", i, want, inc1)
 			}
 			if strings.Contains(string(sen1), "sentinel monitor") {

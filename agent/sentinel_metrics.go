@@ -26,7 +26,7 @@ func (m *sentinelMode) measureLag(ctx context.Context, r replInfo) (int64, bool)
 	if r.Role != roleReplica || !r.LinkUp {
 		return 0, false
 	}
-	i := m.peers.ordinalOf(r.MasterHost)
+	i := m.peerSet().ordinalOf(r.MasterHost)
 	if i < 0 || i == m.peers.Self {
 		return 0, false
 	}

@@ -42,6 +42,11 @@ type sentinelNode interface {
 	SwitchMaster(ctx context.Context) <-chan struct{}
 	// FailingOver: the Sentinel is failing over the master of name.
 	FailingOver(ctx context.Context, name string) (bool, error)
+	// Members is SENTINEL MASTER, SENTINELS and REPLICAS of name; ok is
+	// false when the Sentinel monitors no master of that name.
+	Members(ctx context.Context, name string) (ms sentinelMembers, ok bool, err error)
+	// SetQuorum is SENTINEL SET name quorum n.
+	SetQuorum(ctx context.Context, name string, n int) error
 	// Shutdown stops the Sentinel process (its container restarts it):
 	// the only way to make redis-sentinel load renewed TLS files.
 	Shutdown(ctx context.Context) error

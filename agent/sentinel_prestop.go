@@ -266,11 +266,12 @@ func (m *sentinelMode) waitSentinelMajority(ctx context.Context, master int) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		views := make([]sentinelView, len(m.sentinels))
-		for i := range m.sentinels {
-			views[i] = m.askSentinel(ctx, i)
+		peers, sentinels := m.peerSet(), m.sentinelNodes()
+		views := make([]sentinelView, len(sentinels))
+		for i := range sentinels {
+			views[i], _ = querySentinel(ctx, sentinels[i], m.cfg.MasterName, peers)
 		}
-		if got, ok := sentinelMajority(views, m.peers.Pods); ok && got == master {
+		if got, ok := sentinelMajority(views, len(sentinels)); ok && got == master {
 			return
 		}
 		select {
@@ -294,7 +295,7 @@ func (m *sentinelMode) waitReplicasCaughtUp(ctx context.Context, restart func(co
 	}
 	nodes := map[int]redisNode{}
 	for _, rep := range r.Replicas {
-		if i := m.peers.ordinalOf(rep.Host); i >= 0 && rep.State == "online" {
+		if i := m.peerSet().ordinalOf(rep.Host); i >= 0 && rep.State == "online" {
 			nodes[i] = m.peers.Redis(m.peers.Addr(i))
 		}
 	}
@@ -342,7 +343,7 @@ func (m *sentinelMode) failover(ctx context.Context) error {
 	// killed before +switch-master leaves the others to start a second
 	// failover of their own (measured on the e2e cluster).
 	var order []int
-	for i := range m.sentinels {
+	for i := range m.sentinelNodes() {
 		if i != m.peers.Self {
 			order = append(order, i)
 		}
@@ -374,7 +375,7 @@ func isDialError(err error) bool {
 }
 
 func (m *sentinelMode) failoverOn(ctx context.Context, i int) error {
-	s := m.sentinels[i]
+	s := m.sentinelNodes()[i]
 	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
 	err := s.Failover(c, m.cfg.MasterName)
 	cancel()
@@ -410,7 +411,7 @@ func (m *sentinelMode) waitNewMaster(ctx context.Context, restart func(context.C
 	// Every other pod, not only the replicas that were waited for: Sentinel
 	// picks by its own rules, and any replica that is online caught up.
 	nodes := map[int]redisNode{}
-	for i := 0; i < m.peers.Pods; i++ {
+	for i := 0; i < m.podCount(); i++ {
 		if i != m.peers.Self {
 			nodes[i] = m.peers.Redis(m.peers.Addr(i))
 		}

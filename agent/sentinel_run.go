@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,7 +46,7 @@ func (m *sentinelMode) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		for range m.sentinels[m.peers.Self].SwitchMaster(ctx) {
+		for range m.localSentinel().SwitchMaster(ctx) {
 			poke("+switch-master")
 		}
 		return nil
@@ -141,34 +142,44 @@ func (m *sentinelMode) RunOnce(ctx context.Context) error {
 		// that stops without handing over stays as preStop left it.
 		return nil
 	}
+	var scaleErr error
+	if _, _, err := m.followScale(ctx, false); err != nil {
+		// Keep counting the last known size; the pass still runs.
+		scaleErr = err
+	}
 	o, err := m.observe(ctx)
 	if err != nil {
-		return err
+		return errors.Join(scaleErr, err)
 	}
 	p := decideSentinel(o)
 	m.log.Debug().Stringer("plan", p).Msg("reconcile pass")
-	return m.execute(ctx, o, p)
+	err = m.execute(ctx, o, p)
+	// The local Sentinel's quorum and stale entries are tended even when
+	// the plan failed (a label patch refused): they depend on neither.
+	_, majority := sentinelMajority(o.Sentinels, o.Pods)
+	return errors.Join(scaleErr, err, m.tendLocalSentinel(ctx, majority))
 }
 
 // observe reads the local Redis, every Sentinel and the Lease, and the peers'
 // states when an election may be needed.
 func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error) {
+	peers, sentinels := m.peerSet(), m.sentinelNodes()
 	o := sentinelObservation{
-		Self: m.peers.Self, Pods: m.peers.Pods, LocalMaster: -1, LocalSentinelMaster: -2,
+		Self: peers.Self, Pods: len(sentinels), LocalMaster: -1, LocalSentinelMaster: -2,
 		Now: m.deps.Clock.Now(), RenewDeadline: m.cfg.RenewDeadline,
 	}
 	m.mu.Lock()
 	o.LastRenew, o.Local.Fenced = m.lastRenew, m.fenced
 	m.mu.Unlock()
 
-	rd := m.readAll(ctx)
+	rd := m.readAll(ctx, peers, sentinels)
 	o.Sentinels = rd.sentinels
 	// Judge time after observing: a slow API call must not make a master
 	// look fresher than it is when the fence deadline is checked.
 	o.Now = m.deps.Clock.Now()
 
 	if rd.rerr == nil && !rd.r.Loading {
-		m.observeLocal(&o, rd.r)
+		m.observeLocal(&o, rd.r, peers)
 	} else if rd.rerr != nil {
 		m.log.Warn().Err(rd.rerr).Msg("local redis-server does not answer")
 	}
@@ -200,7 +211,7 @@ type reads struct {
 	lerr      error
 }
 
-func (m *sentinelMode) readAll(ctx context.Context) reads {
+func (m *sentinelMode) readAll(ctx context.Context, peers sentinelPeers, sentinels []sentinelNode) reads {
 	var rd reads
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -213,12 +224,12 @@ func (m *sentinelMode) readAll(ctx context.Context) reads {
 			rd.lag, rd.lagOK = m.measureLag(ctx, rd.r)
 		}
 	}()
-	rd.sentinels = make([]sentinelView, m.peers.Pods)
+	rd.sentinels = make([]sentinelView, len(sentinels))
 	for i := range rd.sentinels {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rd.sentinels[i] = m.askSentinel(ctx, i)
+			rd.sentinels[i], _ = querySentinel(ctx, sentinels[i], m.cfg.MasterName, peers)
 		}()
 	}
 	wg.Add(1)
@@ -234,7 +245,7 @@ func (m *sentinelMode) readAll(ctx context.Context) reads {
 
 // observeLocal fills in what the local redis-server reported, and keeps the
 // local history (saved state, master since, link watch) up to date.
-func (m *sentinelMode) observeLocal(o *sentinelObservation, r replInfo) {
+func (m *sentinelMode) observeLocal(o *sentinelObservation, r replInfo, peers sentinelPeers) {
 	fenced := o.Local.Fenced
 	o.Local = m.effective(r)
 	o.Local.Fenced = fenced
@@ -255,7 +266,7 @@ func (m *sentinelMode) observeLocal(o *sentinelObservation, r replInfo) {
 		o.LocalMasterFor = o.Now.Sub(m.masterSince)
 	}
 	if r.Role == roleReplica {
-		o.LocalMaster = m.peers.ordinalOf(r.MasterHost)
+		o.LocalMaster = peers.ordinalOf(r.MasterHost)
 		if o.LocalMaster >= 0 && o.LocalMaster != o.Self {
 			m.link.observe(o.Now, r.LinkUp, r.LinkDownFor)
 		}
@@ -298,7 +309,7 @@ func (m *sentinelMode) observeRoles(ctx context.Context, o *sentinelObservation)
 		m.electionSince = o.Now
 	}
 	if election {
-		o.ElectionFor = o.Now.Sub(m.electionSince)
+		o.ElectionFor, o.ElectionWait = o.Now.Sub(m.electionSince), m.cfg.ElectionWait
 	}
 	m.mu.Unlock()
 	if election || restarted {
@@ -334,11 +345,6 @@ func (m *sentinelMode) publishObservation(o sentinelObservation, rd reads) {
 	}
 }
 
-func (m *sentinelMode) askSentinel(ctx context.Context, i int) sentinelView {
-	v, _ := querySentinel(ctx, m.sentinels[i], m.cfg.MasterName, m.peers)
-	return v
-}
-
 func (m *sentinelMode) roleOf(ctx context.Context, ordinal int) string {
 	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
 	defer cancel()
@@ -352,7 +358,7 @@ func (m *sentinelMode) roleOf(ctx context.Context, ordinal int) string {
 }
 
 func (m *sentinelMode) peerStates(ctx context.Context, local nodeState) []nodeState {
-	out := make([]nodeState, m.peers.Pods)
+	out := make([]nodeState, m.podCount())
 	var wg sync.WaitGroup
 	for i := range out {
 		if i == m.peers.Self {
@@ -377,7 +383,7 @@ func (m *sentinelMode) peerStates(ctx context.Context, local nodeState) []nodeSt
 }
 
 func (m *sentinelMode) ordinalOfPod(name string) int {
-	for i := 0; i < m.peers.Pods; i++ {
+	for i := 0; i < m.podCount(); i++ {
 		if name != "" && m.cfg.PodNameOf(i) == name {
 			return i
 		}
@@ -387,6 +393,8 @@ func (m *sentinelMode) ordinalOfPod(name string) int {
 
 func (m *sentinelMode) closeAll() {
 	_ = m.local.Close()
+	m.sizeMu.Lock()
+	defer m.sizeMu.Unlock()
 	for _, s := range m.sentinels {
 		_ = s.Close()
 	}

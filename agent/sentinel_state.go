@@ -52,7 +52,7 @@ func (m *sentinelMode) saveFinalState(r replInfo) {
 }
 
 func (m *sentinelMode) writeState(r replInfo) {
-	if r.Role == "" || r.ReplID == "" || (r.Role == roleReplica && m.peers.ordinalOf(r.MasterHost) == m.peers.Self) {
+	if r.Role == "" || r.ReplID == "" || (r.Role == roleReplica && m.peerSet().ordinalOf(r.MasterHost) == m.peers.Self) {
 		return
 	}
 	m.mu.Lock()
@@ -95,20 +95,43 @@ func reportedState(r replInfo) nodeState {
 
 // effective is the state this pod reports for elections: Redis's own, or
 // during a fenced boot the saved position when Redis lost it (AOF) or has
-// an older one.
+// an older one — but never a position the data files do not hold:
+//   - RDB only (appendonly no) and Redis restored the same replid from the
+//     dump: the dump holds exactly the offset Redis reports. The file may be
+//     newer (the pod was killed minutes after its last save), and claiming
+//     its offset would let stale data win the election.
+//   - Redis loaded no data at all (no key, no position restored: the data
+//     directory was wiped or moved aside while the file stayed): the file
+//     describes data this pod no longer has. The pod reports what it holds,
+//     nothing, and loses to any pod with data. (A dataset emptied on
+//     purpose, FLUSHALL, is treated the same: the others' keys win.)
+//
+// With AOF (the bases' setting) Redis 7.0 restores no replid, so the file
+// stands: it is rewritten every pass, and the AOF holds the writes up to
+// the last second (appendfsync everysec).
 func (m *sentinelMode) effective(r replInfo) nodeState {
 	n := reportedState(r)
-	if r.Role != roleReplica || m.peers.ordinalOf(r.MasterHost) != m.peers.Self {
+	if r.Role != roleReplica || m.peerSet().ordinalOf(r.MasterHost) != m.peers.Self {
 		return n
 	}
 	st, ok := loadState(m.statePath())
 	if !ok {
 		return n
 	}
+	restored := r.ReplID == st.ReplID
+	switch {
+	case r.DataKnown && !r.AOF && restored:
+		if n.ReplID2 == "" && st.ReplID2 != "" {
+			n.ReplID2, n.SecondOffset = st.ReplID2, st.SecondOffset
+		}
+		return n
+	case r.DataKnown && r.Keys == 0 && r.Offset == 0 && !restored:
+		return n
+	}
 	// The file is rewritten every pass while redis-server lives, so it is
-	// nearly always newer than the RDB or AOF the server loaded: with the
-	// same history the higher offset counts, with another one the file.
-	if r.ReplID != st.ReplID || st.Offset > r.Offset {
+	// nearly always newer than the AOF the server loaded: with the same
+	// history the higher offset counts, with another one the file.
+	if !restored || st.Offset > r.Offset {
 		n.ReplID, n.ReplID2, n.Offset, n.SecondOffset = st.ReplID, st.ReplID2, st.Offset, st.SecondOffset
 	} else if n.ReplID2 == "" && st.ReplID2 != "" {
 		// The same history: Redis keeps replid2 in memory only, so after

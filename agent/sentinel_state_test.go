@@ -43,9 +43,29 @@ func TestSentinelEffectiveState(t *testing.T) {
 			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "aaa", Offset: 700},
 		},
 		"RDBFencedBootOlder": {
-			reason: "an RDB older than the last saved position (kept replicating after the last SAVE): the saved one counts",
+			reason: "a reply without INFO persistence: an RDB older than the last saved position (kept replicating after the last SAVE) cannot be told from an AOF's base, and the saved position counts as before",
 			r:      replInfo{Role: roleReplica, MasterHost: envAddr(1), ReplID: "aaa", Offset: 300},
 			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "aaa", Offset: 500},
+		},
+		"RDBOnlyStaleDump": {
+			reason: "RDB only: killed minutes after its last save, the dump holds offset 300 although the file says 500; the data counts, or stale data could win",
+			r:      replInfo{Role: roleReplica, MasterHost: envAddr(1), ReplID: "aaa", Offset: 300, DataKnown: true, Keys: 10},
+			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "aaa", Offset: 300},
+		},
+		"AOFRestoredOlderPosition": {
+			reason: "AOF: an engine that restores the replid from the AOF's RDB base reports the base's offset, older than the writes the AOF holds after it; the file counts",
+			r:      replInfo{Role: roleReplica, MasterHost: envAddr(1), ReplID: "aaa", Offset: 300, DataKnown: true, AOF: true, Keys: 10},
+			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "aaa", Offset: 500},
+		},
+		"AOFFencedBootWithData": {
+			reason: "AOF, data loaded (50 keys), no position restored: the saved position counts",
+			r:      replInfo{Role: roleReplica, MasterHost: envAddr(1), ReplID: "rnd", Offset: 0, DataKnown: true, AOF: true, Keys: 50},
+			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "aaa", Offset: 500},
+		},
+		"DataMovedAside": {
+			reason: "the data directory was moved aside but the file stayed: no key and no position loaded, so the pod claims nothing",
+			r:      replInfo{Role: roleReplica, MasterHost: envAddr(1), ReplID: "rnd", Offset: 0, DataKnown: true, AOF: true},
+			want:   nodeState{Reported: true, Role: roleReplica, ReplID: "rnd", Offset: 0},
 		},
 		"LiveReplica": {
 			reason: "a replica of another pod reports what redis-server says",

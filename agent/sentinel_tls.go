@@ -55,7 +55,7 @@ func (m *sentinelMode) restartSentinel(ctx context.Context, delay time.Duration)
 		return ctx.Err()
 	case <-m.deps.Clock.After(delay):
 	}
-	s := m.sentinels[m.peers.Self]
+	s := m.localSentinel()
 	deadline := m.deps.Clock.Now().Add(m.cfg.FailoverTimeout)
 	for {
 		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)

@@ -225,24 +225,7 @@ func TestTLSMigrationPorts(t *testing.T) {
 	const ip = "127.0.39.10"
 	ca := proctest.NewCA(t, "migration CA")
 	dir := t.TempDir()
-	cert, key, caFile := ca.WriteSecret(t, filepath.Join(dir, "tls"), proctest.Leaf{CommonName: "redis-0", IPs: []string{ip}})
-	cfg := Config{
-		Identity: Identity{PodName: "redis-0", Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
-		Mode:     ModeSentinel, RedisPort: 6379, SentinelPort: 26379, MasterName: "mymaster",
-		DownAfter: time.Second, FailoverTimeout: 10 * time.Second, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		TLS: TLSSettings{CertFile: cert, KeyFile: key, CAFile: caFile, AuthClients: "optional", PlaintextPort: 6380, SentinelPlaintextPort: 26380},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	inc, err := redisInclude(cfg, 1, ip, ip, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	incPath, confPath := filepath.Join(dir, "redis-ha.conf"), filepath.Join(dir, "redis.conf")
-	writeFile(t, incPath, inc)
-	writeFile(t, confPath, []byte(fmt.Sprintf("bind %s\nport 6379\nprotected-mode no\ndir %s\nsave \"\"\ninclude %s\n", ip, dir, incPath)))
-	proctest.Start(t, filepath.Join(dir, "redis.log"), "redis-server", confPath)
+	cfg, _ := startFencedTLS(t, ca, dir, ip, "redis-server", 1, TLSSettings{AuthClients: "optional", PlaintextPort: 6380, SentinelPlaintextPort: 26380})
 	sen, _, err := sentinelFile(nil, sentinelconf.Params{MasterName: "mymaster", Quorum: 1, DownAfter: time.Second, FailoverTimeout: 10 * time.Second, ParallelSyncs: 1,
 		MyID: sentinelconf.MyID("default", "redis-0"), AnnounceHost: ip, Port: 26379, TLS: cfg.TLS.SentinelParams()})
 	if err != nil {
@@ -260,4 +243,78 @@ func TestTLSMigrationPorts(t *testing.T) {
 	for _, port := range []int{6380, 26380} {
 		proctest.WaitPing(t, fmt.Sprintf("%s:%d", ip, port), "", 10*time.Second)
 	}
+}
+
+// TestTLSFencedBootAnswers: a pod that boots fenced under TLS (no master
+// known: the include makes it a replica of its own address) answers at
+// once, every time. A fenced server that replicated from its own TLS port
+// blocked in its own synchronous TLS handshake for 5 s out of every 6, so
+// the agent's INFO and the Sentinels' pings timed out and the election
+// waited tens of seconds (seen in TestSentinelTLS: 30 s from the agents'
+// start to a master). Judged on the server alone: 20 PINGs over 5 s on
+// fresh connections, each answered within 1 s, and INFO says it is a
+// replica that refuses writes.
+func TestTLSFencedBootAnswers(t *testing.T) {
+	for i, server := range []string{"redis-server", "valkey-server"} {
+		t.Run(server, func(t *testing.T) {
+			proctest.NeedPrograms(t, server)
+			ip := fmt.Sprintf("127.0.39.%d", 20+i)
+			ca := proctest.NewCA(t, "fenced boot CA")
+			_, inc := startFencedTLS(t, ca, t.TempDir(), ip, server, 3, TLSSettings{AuthClients: "yes"})
+			addr := ip + ":6379"
+			tc := ca.ClientTLS(t)
+			proctest.WaitPingTLS(t, addr, "", tc, 10*time.Second)
+			var slow []string
+			for n := 0; n < 20; n++ {
+				c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, TLSConfig: tc})
+				start := time.Now()
+				err := c.Ping(context.Background()).Err()
+				took := time.Since(start)
+				_ = c.Close()
+				if err != nil || took > time.Second {
+					slow = append(slow, fmt.Sprintf("PING %d: %v after %s", n, err, took.Round(time.Millisecond)))
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			if len(slow) > 0 {
+				t.Errorf("%s booted fenced under TLS did not answer promptly (include:\n%s):\n%s", server, inc, strings.Join(slow, "\n"))
+			}
+			c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, TLSConfig: tc})
+			defer c.Close()
+			r, err := c.Info(context.Background(), "replication").Result()
+			if err != nil || !strings.Contains(r, "role:slave") {
+				t.Errorf("%s booted fenced: INFO replication = %q, %v; want a replica", server, r, err)
+			}
+			if err := c.Set(context.Background(), "k", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
+				t.Errorf("%s booted fenced accepted a write (err %v); want READONLY", server, err)
+			}
+		})
+	}
+}
+
+// startFencedTLS starts server on ip:6379 from the include init writes for a
+// pod of pods that knows no master (a fenced boot) with TLS settings ts,
+// whose certificate files it issues from ca into dir/tls; it returns the
+// pod's validated config and the include.
+func startFencedTLS(t *testing.T, ca *proctest.CA, dir, ip, server string, pods int, ts TLSSettings) (Config, []byte) {
+	t.Helper()
+	ts.CertFile, ts.KeyFile, ts.CAFile = ca.WriteSecret(t, filepath.Join(dir, "tls"), proctest.Leaf{CommonName: "redis-0", IPs: []string{ip}})
+	cfg := Config{
+		Identity: Identity{PodName: "redis-0", Namespace: "default", StatefulSet: "redis", Domain: "cluster.local"},
+		Mode:     ModeSentinel, RedisPort: 6379, SentinelPort: 26379, MasterName: "mymaster",
+		DownAfter: time.Second, FailoverTimeout: 10 * time.Second, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		TLS: ts,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := redisInclude(cfg, pods, ip, ip, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incPath, confPath := filepath.Join(dir, "redis-ha.conf"), filepath.Join(dir, "redis.conf")
+	writeFile(t, incPath, inc)
+	writeFile(t, confPath, []byte(fmt.Sprintf("bind %s\nport 6379\nprotected-mode no\ndir %s\nsave \"\"\ninclude %s\n", ip, dir, incPath)))
+	proctest.Start(t, filepath.Join(dir, "redis.log"), server, confPath)
+	return cfg, inc
 }
