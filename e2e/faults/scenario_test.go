@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,9 +68,10 @@ func runScenario(t *testing.T, d *deployment, f fault, inject func(context.Conte
 	}
 	runCtx, stopRun := context.WithTimeout(ctx, 10*time.Minute)
 	defer stopRun()
-	// Sentinel mode: "writable" is a probe write accepted by the pod's own
-	// redis-server, never the agent's word (baselines are judged the same).
-	smp := &workload.Sampler{Namespace: d.ns, Selector: d.selector, RoleLabel: roleLabel, Cluster: d.cluster, ProbeWrites: !d.cluster,
+	// "Writable" is a probe write accepted by the pod's own redis-server,
+	// never the agent's word (baselines are judged the same); in cluster
+	// mode by a node claiming slots as master, for one of its slots.
+	smp := &workload.Sampler{Namespace: d.ns, Selector: d.selector, RoleLabel: roleLabel, Cluster: d.cluster, ProbeWrites: true,
 		Interval: 100 * time.Millisecond, Clientset: cluster.Clientset, Dial: cluster.DialContext,
 		Exec: func(ctx context.Context, pod, container string, cmd []string) (string, error) {
 			var out, errb strings.Builder
@@ -185,10 +187,29 @@ func assertTargets(t *testing.T, o outcome, d *deployment, f fault) {
 		}
 	}
 	an := workload.Analyze(o.timeline, staleness, fenceDeadline(d))
+	for _, v := range an.WritableOverlaps {
+		t.Logf("%s: two writable masters %v from %s to %s (%.3fs, %.2fs after the fault; oracle resolution %s); their samples around it:\n%s",
+			d.name, v.Pods, v.From.Format("15:04:05.000"), v.To.Format("15:04:05.000"), v.Duration().Seconds(), v.From.Sub(o.faultAt).Seconds(),
+			workload.Resolution, samplesAround(o.timeline, v))
+	}
 	for _, v := range an.FenceViolations {
 		t.Errorf("%s: two writable masters %v from %s to %s (%.2fs after the fault), past the fence deadline %s",
 			d.name, v.Pods, v.From.Format("15:04:05.000"), v.To.Format("15:04:05.000"), v.To.Sub(o.faultAt).Seconds(), fenceDeadline(d))
 	}
+}
+
+// samplesAround lists the samples of an overlap's pods from 300ms before
+// it to 300ms after, one a line, for a reader to judge it.
+func samplesAround(tl workload.Timeline, v workload.Interval) string {
+	var b strings.Builder
+	for _, s := range tl.Samples {
+		if !slices.Contains(v.Pods, s.Pod) || s.At.Before(v.From.Add(-300*time.Millisecond)) || s.At.After(v.To.Add(300*time.Millisecond)) {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s %s via %s known=%t role=%s slots=%v clusterOK=%t probed=%t ok=%t blocked=%t writable=%t\n",
+			s.At.Format("15:04:05.000"), s.Pod, s.Via, s.Known, s.Role, s.Slots, s.ClusterOK, s.Probed, s.ProbeOK, s.Blocked, s.Writable())
+	}
+	return b.String()
 }
 
 func tableHeader() string {
@@ -225,6 +246,7 @@ func reportDir(t *testing.T) string {
 func writeTable(t *testing.T, name, title string, rows []row, ran []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\nRows ran (FAULTS=%s): %s\n\n", title, faultsLevel(), strings.Join(ran, ", "))
+	fmt.Fprintf(&b, "Writable: a probe write answered OK by the pod's redis-server; a window of two writable masters shorter than %s at a handover is below the oracle's resolution.\n\n", workload.Resolution)
 	b.WriteString(tableHeader())
 	for _, r := range rows {
 		b.WriteString(r.markdown())

@@ -38,11 +38,13 @@ type Analysis struct {
 
 // Analyze finds overlaps and role changes. A pod's sample stands for its
 // state until its next sample, or for staleness at most: past that the pod
-// is unknown and counts as not writable. Pure.
+// is unknown and counts as not writable. A held writable sample whose next
+// sample follows the judged instant within Resolution and shows the pod not
+// writable does not count there (see Resolution). Pure.
 func Analyze(tl Timeline, staleness, fenceDeadline time.Duration) Analysis {
 	sortTimeline(&tl)
 	var a Analysis
-	a.WritableOverlaps = writableOverlaps(tl, staleness)
+	a.WritableOverlaps = writableOverlaps(tl, staleness, Resolution)
 	a.LabelOverlaps = labelOverlaps(tl)
 	for _, iv := range a.WritableOverlaps {
 		fault, ok := lastFault(tl.Marks, iv.From)
@@ -86,18 +88,68 @@ func overlaps(a, b []SlotRange) bool {
 	return false
 }
 
-func writableOverlaps(tl Timeline, staleness time.Duration) []Interval {
-	state := map[string]Sample{}
+// Resolution is the oracle's time resolution at a handover. A pod's
+// writable sample, held after it was taken, stands until its next sample,
+// except when that next sample comes at most Resolution after the instant
+// judged and shows the pod not writable: then the pod counts as not
+// writable at that instant. (A sample taken at the instant itself always
+// stands: it is an observation, not a held one.)
+// The pod went from writable to not writable somewhere between its two
+// samples, and a next sample that close is taken to place the change before
+// the instant. The Sampler re-samples every other pod as soon as one turns
+// writable, so at a handover the old master's next sample comes a few
+// milliseconds after the new master's first writable one; a window of two
+// writable masters shorter than Resolution around a handover is below what
+// this oracle can tell apart, and anything longer is counted. The Sampler
+// also records a probe write not answered within Resolution as not
+// writable at the moment it was sent (a paused server).
+//
+// 50 ms: well above the few milliseconds a re-sample takes on a loaded
+// machine (three round trips on the pod network), well below the 100 ms
+// sampling interval and the shortest real overlap seen so far (0.24 s
+// after a thawed master).
+const Resolution = 50 * time.Millisecond
+
+// contradicts: the pod's next sample, at most resolution after t, shows
+// it not writable. Only an answer contradicts; an unanswered sample is no
+// evidence either way.
+func contradicts(next Sample, t time.Time, resolution time.Duration) bool {
+	return next.Known && !next.Writable() && next.At.Sub(t) <= resolution
+}
+
+// writableOverlaps judges every sample instant: two pods overlap there
+// when each one's last sample claims a common slot, is at most staleness
+// old, and, if taken before the instant, is not contradicted by its next
+// sample (see Resolution). An
+// interval runs from the first instant with an overlap to the first
+// without one (or the last sample).
+func writableOverlaps(tl Timeline, staleness, resolution time.Duration) []Interval {
+	// next[i]: index of the same pod's next sample, -1 when none.
+	next := make([]int, len(tl.Samples))
+	later := map[string]int{}
+	for i := len(tl.Samples) - 1; i >= 0; i-- {
+		next[i] = -1
+		if j, ok := later[tl.Samples[i].Pod]; ok {
+			next[i] = j
+		}
+		later[tl.Samples[i].Pod] = i
+	}
+	last := map[string]int{}
 	var out []Interval
 	var open *Interval
-	for _, s := range tl.Samples {
-		state[s.Pod] = s
+	for i, s := range tl.Samples {
+		last[s.Pod] = i
 		t := s.At
 		var live []Sample
-		for _, st := range state {
-			if t.Sub(st.At) <= staleness && len(st.Claims()) > 0 {
-				live = append(live, st)
+		for _, j := range last {
+			st := tl.Samples[j]
+			if t.Sub(st.At) > staleness || len(st.Claims()) == 0 {
+				continue
 			}
+			if n := next[j]; n >= 0 && st.At.Before(t) && contradicts(tl.Samples[n], t, resolution) {
+				continue
+			}
+			live = append(live, st)
 		}
 		var pods []string
 		for i := range live {

@@ -179,3 +179,84 @@ func TestParseClusterNodes(t *testing.T) {
 		t.Errorf("replica line: role %q slots %v ok %v", role, slots, ok)
 	}
 }
+
+// probedShard is a cluster ProbeWrites sample of a node that claims slots
+// as myself,master: the probe SET to one of its slots was answered OK, or
+// refused (MOVED, CLUSTERDOWN, NOREPLICAS) or blocked.
+func probedShard(ms int, pod string, ok bool, slots ...SlotRange) Sample {
+	s := shard(ms, pod, true, slots...)
+	s.Probed, s.ProbeOK = true, ok
+	return s
+}
+
+// demoted is a cluster node that now answers myself,slave.
+func demoted(ms int, pod string) Sample {
+	return Sample{At: at(ms), Pod: pod, Known: true, Role: "slave", ClusterOK: true, Cluster: true}
+}
+
+func TestWritableOverlaps(t *testing.T) {
+	const stale = time.Second
+	s := SlotRange{0, 5460}
+	cases := map[string]struct {
+		reason string
+		tl     Timeline
+		want   []Interval
+	}{
+		"HandoverArtifact": {
+			reason: "CLUSTER FAILOVER: the old master a was last sampled writable 80ms before d's first writable sample; the re-sample d's turn triggered finds a a replica 5ms later: below Resolution, no overlap",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), demoted(1000, "d"), probedShard(1080, "d", true, s), demoted(1085, "a"), probedShard(1180, "d", true, s), demoted(1185, "a"),
+			}},
+		},
+		"HandoverBlockedProbe": {
+			reason: "the old master's probe sent at 1050 was held by the failover pause (recorded not writable at its send time), then answered MOVED: no overlap",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1050, "a", false, s), probedShard(1080, "d", true, s), demoted(1120, "a"), probedShard(1180, "d", true, s),
+			}},
+		},
+		"RealOverlap": {
+			reason: "the old master still takes the probe 5ms after d's first writable sample and keeps taking it for 300ms: an overlap, its whole length counted",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1080, "d", true, s), probedShard(1085, "a", true, s),
+				probedShard(1180, "d", true, s), probedShard(1185, "a", true, s), probedShard(1280, "d", true, s), probedShard(1285, "a", true, s),
+				probedShard(1390, "a", false, s), probedShard(1395, "d", true, s),
+			}},
+			want: []Interval{{From: at(1080), To: at(1390), Pods: []string{"a", "d"}}},
+		},
+		"ThawedMasterShortWindow": {
+			reason: "a thawed old master takes probes for 160ms beside the new master before it refuses them (NOREPLICAS): longer than Resolution, counted",
+			tl: Timeline{Samples: append(every(20000, 20300, 100, func(ms int, pod string) Sample { return probedShard(ms, pod, true, s) }, "d"),
+				probedShard(20030, "a", true, s), probedShard(20110, "a", true, s), probedShard(20190, "a", false, s))},
+			want: []Interval{{From: at(20030), To: at(20190), Pods: []string{"a", "d"}}},
+		},
+		"NoNextSample": {
+			reason: "the old master is never sampled again (its sampler lost it): its last writable sample stands for staleness, conservatively",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1080, "d", true, s), probedShard(1180, "d", true, s),
+			}},
+			want: []Interval{{From: at(1080), To: at(1180), Pods: []string{"a", "d"}}},
+		},
+		"UnansweredNextIsNoEvidence": {
+			reason: "the old master's next sample 10ms later got no answer at all: that does not contradict its writable sample, which stands until then",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1080, "d", true, s), unknown(1090, "a"), probedShard(1180, "d", true, s),
+			}},
+			want: []Interval{{From: at(1080), To: at(1090), Pods: []string{"a", "d"}}},
+		},
+		"ContradictionPastResolution": {
+			reason: "the old master's next sample shows it refusing writes, but 120ms after d's first writable sample: past Resolution, the window counts",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1080, "d", true, s), probedShard(1200, "a", false, s),
+			}},
+			want: []Interval{{From: at(1080), To: at(1200), Pods: []string{"a", "d"}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := writableOverlaps(tc.tl, stale, Resolution)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,10 +37,16 @@ type Sampler struct {
 	AgentStatus bool
 	AgentPort   int // default 8080
 	// ProbeWrites decides "writable" by writing: every sample SETs the
-	// pod's own probe key (ProbeKey) on its redis-server, directly or
-	// through exec, and the pod counts as writable exactly when that was
-	// answered OK. It trusts neither the agent nor ROLE; the probe keys are
-	// outside any writer's key space.
+	// pod's own probe key on its redis-server, directly or through exec,
+	// and the pod counts as writable exactly when that was answered OK. It
+	// trusts neither the agent nor ROLE; the probe keys are outside any
+	// writer's key space. Sentinel mode: ProbeKey, on every pod. Cluster
+	// mode: only a node that claims slots as myself,master is probed, with
+	// a key hashed to the first slot it claims, so MOVED, CLUSTERDOWN or
+	// NOREPLICAS mean not writable. A probe not answered within Resolution
+	// while the server answers a PING (a paused server) is recorded as not
+	// writable at its send time, and its answer, if one comes, as a sample
+	// at the answer time.
 	ProbeWrites bool
 	RedisPort   int // default 6379
 	Interval    time.Duration
@@ -51,9 +58,21 @@ type Sampler struct {
 	// exec still gets in through the node, and the pod's loopback works.
 	Exec func(ctx context.Context, pod, container string, cmd []string) (string, error)
 
-	mu sync.Mutex
-	tl Timeline
+	tags *slotTags // cluster probe keys, one hash tag per slot
+
+	mu    sync.Mutex
+	tl    Timeline
+	kicks map[string]chan struct{} // per pod: sample now
 }
+
+const (
+	// readTimeout bounds each read: ROLE, CLUSTER INFO, CLUSTER NODES.
+	readTimeout = 300 * time.Millisecond
+	// probeTimeout bounds the wait for a probe write's answer: a paused
+	// server holds it (a CLUSTER FAILOVER pauses the old master's writes
+	// until the replica took over, 5s at most).
+	probeTimeout = time.Second
+)
 
 // Mark records a moment the test caused; fault marks start fence deadlines.
 func (s *Sampler) Mark(what string, fault bool) {
@@ -83,8 +102,12 @@ func (s *Sampler) Run(ctx context.Context) (Timeline, error) {
 	if s.Interval <= 0 {
 		s.Interval = 100 * time.Millisecond
 	}
+	if s.Cluster && s.ProbeWrites {
+		s.tags = newSlotTags()
+	}
 	s.mu.Lock()
 	s.tl.Start = time.Now()
+	s.kicks = map[string]chan struct{}{}
 	s.mu.Unlock()
 
 	w := newPodWatch(s)
@@ -175,12 +198,50 @@ func (w *podWatch) ip(pod string) string {
 	return w.ips[pod]
 }
 
+// kick returns pod's channel that makes its goroutine sample at once.
+func (s *Sampler) kick(pod string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.kicks[pod]
+	if !ok {
+		k = make(chan struct{}, 1)
+		s.kicks[pod] = k
+	}
+	return k
+}
+
+// kickOthers makes every pod but pod sample at once: pod just turned
+// writable, and what the others do right then is the evidence that tells
+// a handover from two writable masters (see Resolution).
+func (s *Sampler) kickOthers(pod string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, k := range s.kicks {
+		if p == pod {
+			continue
+		}
+		select {
+		case k <- struct{}{}:
+		default: // a kick is already pending
+		}
+	}
+}
+
 func (s *Sampler) samplePod(ctx context.Context, w *podWatch, pod string) {
 	var (
-		rc     *redis.Client
-		rcIP   string
-		lastEx time.Time
+		rc       *redis.Client
+		rcIP     string
+		lastEx   time.Time
+		writable bool
 	)
+	kick := s.kick(pod)
+	emit := func(smp Sample) {
+		s.add(smp)
+		if smp.Writable() && !writable {
+			s.kickOthers(pod)
+		}
+		writable = smp.Writable()
+	}
 	httpc := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DialContext: s.Dial, DisableKeepAlives: true}}
 	defer func() {
 		if rc != nil {
@@ -194,6 +255,8 @@ func (s *Sampler) samplePod(ctx context.Context, w *podWatch, pod string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
+			t.Reset(s.Interval)
 		}
 		ip := w.ip(pod)
 		if ip != rcIP {
@@ -203,59 +266,140 @@ func (s *Sampler) samplePod(ctx context.Context, w *podWatch, pod string) {
 			}
 			rcIP = ip
 			if ip != "" {
-				rc = redis.NewClient(&redis.Options{
-					Addr: net.JoinHostPort(ip, fmt.Sprint(s.RedisPort)), Dialer: s.Dial,
-					DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
-					MaxRetries: -1, PoolSize: 1, Protocol: 2,
-				})
+				rc = newPodClient(net.JoinHostPort(ip, fmt.Sprint(s.RedisPort)), s.Dial)
 			}
 		}
 		smp := Sample{At: time.Now(), Pod: pod, Cluster: s.Cluster, ClusterOK: !s.Cluster, Via: "direct"}
-		ok := rc != nil && s.direct(ctx, rc, httpc, ip, &smp)
+		ok := rc != nil && s.direct(ctx, rc, httpc, ip, &smp, emit)
 		if !ok && s.Exec != nil && time.Since(lastEx) >= 250*time.Millisecond {
 			lastEx = time.Now()
 			smp = Sample{At: time.Now(), Pod: pod, Cluster: s.Cluster, ClusterOK: !s.Cluster, Via: "exec"}
-			s.viaExec(ctx, pod, &smp)
+			s.viaExec(ctx, pod, &smp, emit)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		s.add(smp)
+		emit(smp)
 	}
 }
 
-func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Client, ip string, smp *Sample) bool {
+func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Client, ip string, smp *Sample, emit func(Sample)) bool {
+	read := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, readTimeout) }
 	if s.Cluster {
-		info, err := rc.ClusterInfo(ctx).Result()
+		rctx, cancel := read()
+		info, err := rc.ClusterInfo(rctx).Result()
+		cancel()
 		if err != nil {
 			return false
 		}
-		nodes, err := rc.ClusterNodes(ctx).Result()
-		if err != nil {
+		rctx, cancel = read()
+		nodes, err := rc.ClusterNodes(rctx).Result()
+		cancel()
+		if err != nil || !fillCluster(smp, info, nodes) {
 			return false
 		}
-		return fillCluster(smp, info, nodes)
+		if !s.probesCluster(smp) {
+			return true
+		}
+		return s.probeDirect(ctx, rc, s.tags.clusterProbeKey(smp.Pod, smp.Slots[0].From), smp, emit)
 	}
-	v, err := rc.Do(ctx, "ROLE").Slice()
+	rctx, cancel := read()
+	v, err := rc.Do(rctx, "ROLE").Slice()
+	cancel()
 	if err != nil || len(v) == 0 {
 		return false
 	}
 	smp.Role, _ = v[0].(string)
 	smp.Known = true
-	if s.ProbeWrites {
-		smp.At = time.Now()
-		err := rc.Set(ctx, ProbeKey(smp.Pod), smp.At.UnixNano(), 0).Err()
-		smp.Probed, smp.ProbeOK = true, err == nil
-		if err != nil && !isRedisError(err) {
-			// No answer: the write's fate is unknown, as the sample's.
-			smp.Known = false
-			return false
-		}
+	if s.ProbeWrites && !s.probeDirect(ctx, rc, ProbeKey(smp.Pod), smp, emit) {
+		return false
 	}
 	if s.AgentStatus {
 		smp.Fenced = agentFenced(ctx, httpc, "http://"+net.JoinHostPort(ip, fmt.Sprint(s.AgentPort))+"/status")
 	}
 	return true
+}
+
+// newPodClient is the sampler's client for one pod. Each call carries
+// its own deadline (readTimeout or probeTimeout); ReadTimeout is only the
+// upper bound. Two connections: a PING beside a held probe.
+func newPodClient(addr string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: addr, Dialer: dial,
+		DialTimeout: readTimeout, ReadTimeout: probeTimeout, WriteTimeout: readTimeout, ContextTimeoutEnabled: true,
+		MaxRetries: -1, PoolSize: 2, Protocol: 2,
+	})
+}
+
+// probesCluster: a cluster node is probed when it claims slots as master;
+// any other node takes writes for no slot.
+func (s *Sampler) probesCluster(smp *Sample) bool {
+	return s.ProbeWrites && smp.Role == "master" && len(smp.Slots) > 0
+}
+
+// probeDirect SETs key and records the answer in smp, timed at the send.
+// A probe not answered within Resolution while the server answers a PING
+// on another connection is held (a paused master: CLUSTER FAILOVER, CLIENT
+// PAUSE WRITE): a not-writable sample is emitted at the send time. If the
+// PING gets no answer either (a frozen or starved server), the pod is
+// unknown from the send, as for any probe without an answer. Either way
+// smp then takes the answer's time: a write answered OK after a hold was
+// taken when the hold ended. A probe answered before the PING was merely
+// slow and is judged conservatively: OK from its send, a refusal from its
+// answer. No answer at all leaves smp unknown (false).
+func (s *Sampler) probeDirect(ctx context.Context, rc *redis.Client, key string, smp *Sample, emit func(Sample)) bool {
+	sent := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	answer := make(chan error, 1)
+	go func() { answer <- rc.Set(pctx, key, sent.UnixNano(), 0).Err() }()
+	smp.At = sent
+	held := time.NewTimer(Resolution)
+	defer held.Stop()
+	var err error
+	select {
+	case err = <-answer:
+	case <-held.C:
+		rctx, rcancel := context.WithTimeout(ctx, readTimeout)
+		defer rcancel()
+		read := make(chan bool, 1)
+		go func() { read <- rc.Ping(rctx).Err() == nil }()
+		pinged := false
+		select {
+		case err = <-answer: // before the PING: slow, not held
+		case ok := <-read:
+			pinged = true
+			if ok {
+				emit(blocked(*smp))
+			} else {
+				emit(unanswered(*smp))
+			}
+			err = <-answer
+		}
+		if pinged || err != nil {
+			smp.At = time.Now()
+		}
+	}
+	smp.Probed, smp.ProbeOK = true, err == nil
+	if err != nil && !isRedisError(err) {
+		smp.Known = false // the write's fate is unknown, as the sample's
+		return false
+	}
+	return true
+}
+
+// blocked is smp as seen while the server holds its probe and answers
+// reads: not writable, and evidence of it.
+func blocked(smp Sample) Sample {
+	smp.Probed, smp.ProbeOK, smp.Blocked = true, false, true
+	return smp
+}
+
+// unanswered is smp as seen while its probe has no answer and nothing
+// says why: unknown, so not writable, but no evidence.
+func unanswered(smp Sample) Sample {
+	smp.Known, smp.Probed, smp.ProbeOK = false, true, false
+	return smp
 }
 
 func fillCluster(smp *Sample, info, nodes string) bool {
@@ -290,51 +434,152 @@ func agentFenced(ctx context.Context, c *http.Client, url string) bool {
 }
 
 // viaExec reads the same facts from inside the pod over its loopback.
-func (s *Sampler) viaExec(ctx context.Context, pod string, smp *Sample) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
+func (s *Sampler) viaExec(ctx context.Context, pod string, smp *Sample, emit func(Sample)) {
 	port := fmt.Sprint(s.RedisPort)
 	if s.Cluster {
-		out, err := s.Exec(ctx, pod, "redis", []string{"sh", "-c", "redis-cli -p " + port + " cluster info && echo ===== && redis-cli -p " + port + " cluster nodes"})
+		out, err := s.execFor(ctx, time.Second, pod, []string{"sh", "-c", "redis-cli -p " + port + " cluster info && echo ===== && redis-cli -p " + port + " cluster nodes"})
 		if err != nil {
 			return
 		}
 		info, nodes, _ := strings.Cut(out, "=====")
-		fillCluster(smp, info, nodes)
+		if !fillCluster(smp, info, nodes) || !s.probesCluster(smp) {
+			return
+		}
+		sent := time.Now()
+		out, err = s.execFor(ctx, probeTimeout+time.Second, pod, []string{"sh", "-c", probeScript(port, s.tags.clusterProbeKey(pod, smp.Slots[0].From), sent)})
+		if err != nil {
+			smp.Known = false
+			return
+		}
+		recordExecProbe(smp, sent, time.Now(), out, emit)
 		return
 	}
-	cmd := []string{"redis-cli", "-p", port, "role"}
-	if s.ProbeWrites {
-		// One exec: ROLE's first line, then the probe's answer. timeout:
-		// a paused master holds the SET, and the exec gives up after 1s.
-		cmd = []string{"sh", "-c", fmt.Sprintf("redis-cli -p %s role | head -n 1 && timeout 1 redis-cli -p %s set %s $(date +%%s%%N)", port, port, ProbeKey(pod))}
-		smp.At = time.Now()
+	if !s.ProbeWrites {
+		out, err := s.execFor(ctx, time.Second, pod, []string{"redis-cli", "-p", port, "role"})
+		if err != nil {
+			return
+		}
+		if role := firstLine(out); role == "master" || role == "slave" {
+			smp.Role, smp.Known = role, true
+			s.execFenced(ctx, pod, smp)
+		}
+		return
 	}
-	out, err := s.Exec(ctx, pod, "redis", cmd)
+	// One exec: ROLE's first line, then the probe.
+	sent := time.Now()
+	out, err := s.execFor(ctx, probeTimeout+time.Second, pod, []string{"sh", "-c", fmt.Sprintf("redis-cli -p %s role | head -n 1 && echo ===== && ", port) + probeScript(port, ProbeKey(pod), sent)})
 	if err != nil {
 		return
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	first := strings.TrimSpace(lines[0])
-	if first != "master" && first != "slave" {
+	roleOut, probeOut, _ := strings.Cut(out, "=====")
+	role := firstLine(roleOut)
+	if role != "master" && role != "slave" {
 		return
 	}
-	if s.ProbeWrites {
-		if len(lines) < 2 {
-			return // the probe's fate is unknown
-		}
-		smp.Probed, smp.ProbeOK = true, strings.TrimSpace(lines[1]) == "OK"
+	smp.Role, smp.Known = role, true
+	if recordExecProbe(smp, sent, time.Now(), probeOut, emit) {
+		s.execFenced(ctx, pod, smp)
 	}
-	smp.Role, smp.Known = first, true
-	if s.AgentStatus {
-		st, err := s.Exec(ctx, pod, "redis", []string{"curl", "-s", "-m", "1", fmt.Sprintf("http://127.0.0.1:%d/status", s.AgentPort)})
-		var v struct {
-			Fenced bool `json:"fenced"`
-		}
-		if err == nil && json.Unmarshal([]byte(st), &v) == nil {
-			smp.Fenced = v.Fenced
+}
+
+func (s *Sampler) execFor(ctx context.Context, d time.Duration, pod string, cmd []string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return s.Exec(ctx, pod, "redis", cmd)
+}
+
+func (s *Sampler) execFenced(ctx context.Context, pod string, smp *Sample) {
+	if !s.AgentStatus {
+		return
+	}
+	st, err := s.execFor(ctx, time.Second, pod, []string{"curl", "-s", "-m", "1", fmt.Sprintf("http://127.0.0.1:%d/status", s.AgentPort)})
+	var v struct {
+		Fenced bool `json:"fenced"`
+	}
+	if err == nil && json.Unmarshal([]byte(st), &v) == nil {
+		smp.Fenced = v.Fenced
+	}
+}
+
+func firstLine(out string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(line)
+}
+
+// probeScript SETs key through one redis-cli inside the pod, between two
+// TIMEs, so the server's own clock says when it took the SET up and
+// when it answered it; the exec's and redis-cli's start-up time (hundreds
+// of milliseconds on a loaded node) is no part of that. timeout matches
+// probeTimeout; the exit status is always 0 (redis-cli's for an error
+// answer, or timeout's, would hide the output).
+func probeScript(port, key string, sent time.Time) string {
+	return fmt.Sprintf(`printf 'TIME\nSET %s %d\nTIME\n' | timeout %d redis-cli -p %s 2>&1 || true`, key, sent.UnixNano(), int(probeTimeout.Seconds()), port)
+}
+
+// execProbe is probeScript's output.
+type execProbe struct {
+	before, after time.Time // the server's TIME around the SET; after is zero without an answer
+	answer        string    // "" when no answer came within probeTimeout
+}
+
+// parseProbeScript reads probeScript's output: TIME (two lines), the SET's
+// answer, TIME. ok is false when not even the first TIME came back.
+func parseProbeScript(out string) (p execProbe, ok bool) {
+	var lines []string // redis-cli follows an error answer with an empty line
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
 		}
 	}
+	serverTime := func(i int) (time.Time, bool) {
+		if len(lines) < i+2 {
+			return time.Time{}, false
+		}
+		sec, err1 := strconv.ParseInt(lines[i], 10, 64)
+		usec, err2 := strconv.ParseInt(lines[i+1], 10, 64)
+		return time.Unix(sec, usec*1000), err1 == nil && err2 == nil
+	}
+	if p.before, ok = serverTime(0); !ok {
+		return execProbe{}, false
+	}
+	if len(lines) > 2 {
+		p.answer = lines[2]
+		p.after, _ = serverTime(3)
+	}
+	return p, true
+}
+
+// recordExecProbe is probeDirect for a probe sent through exec between
+// sent and returned. When the server's clock agrees with ours (its TIME
+// falls between the two, as on nodes that share this machine's clock), a
+// probe answered more than Resolution after the server's first TIME is
+// emitted as unknown from that TIME (redis-cli itself may have been slow
+// to send it, so it is no evidence of a hold), and the answer is timed
+// when the server gave it. Otherwise the sample is timed at sent, the
+// conservative reading: an OK then stands for the whole hold. It reports
+// whether an answer came.
+func recordExecProbe(smp *Sample, sent, returned time.Time, out string, emit func(Sample)) bool {
+	p, ok := parseProbeScript(out)
+	smp.At = sent
+	if !ok {
+		smp.Known = false
+		return false
+	}
+	if !p.before.Before(sent) && !p.before.After(returned) {
+		smp.At = p.before
+		if p.answer == "" || p.after.IsZero() || p.after.Sub(p.before) > Resolution {
+			emit(unanswered(*smp))
+			if !p.after.IsZero() {
+				smp.At = p.after
+			}
+		}
+	}
+	if p.answer == "" {
+		smp.Known = false // no answer within probeTimeout
+		return false
+	}
+	smp.Probed, smp.ProbeOK = true, p.answer == "OK"
+	return true
 }
 
 // ProbeKey is the key a ProbeWrites sampler writes on pod: its own, so two

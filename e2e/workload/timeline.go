@@ -28,6 +28,10 @@ type Sample struct {
 	// Probed: a probe write was sent (Sampler.ProbeWrites); ProbeOK: it
 	// was answered OK. A probed sample is writable exactly when ProbeOK.
 	Probed, ProbeOK bool
+	// Blocked: the probe was not answered within Resolution while the
+	// server answered a PING (a pause); this sample, at the probe's send
+	// time, stands for the time it was held: not writable.
+	Blocked bool
 	// ClusterOK: cluster_state:ok (cluster mode); always true otherwise.
 	ClusterOK bool
 	// Slots the node claims as myself,master (cluster mode).
