@@ -11,7 +11,7 @@ FUZZTIME      ?= 300000x
 # budget; make fuzz alone runs FUZZTIME.
 CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image clean
+.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image image-docker clean
 
 all: build
 
@@ -62,18 +62,26 @@ fuzz:
 # e2e/realnodes. Outside CI's time budget, in `make e2e-long`: the per-rule
 # RBAC test (every verb of the Role removed in turn, about 10 minutes) and
 # the baselines (the seeds' own setups run beside ours for a figure; they
-# assert nothing about the agent, E2E_BASELINES=1). CI's output names each
+# assert nothing about the agent, E2E_BASELINES=1), and scenarios another CI
+# test covers (README "Development" names which). CI's output names each
 # baseline it left out.
-E2E_LONG      := TestRBACRuleIsNeeded
+E2E_LONG      := TestRBACRuleIsNeeded|TestSeed002WithAgent|TestSeed002Baseline|TestSIGKILLMaster|TestClusterScaleOutAndInAsMaster
+# E2E_FLAGS: more go test flags, e.g. E2E_FLAGS=-v for each test's time.
+E2E_FLAGS     ?=
+# E2E_PARALLEL: e2e packages run at once, each on its own local cluster
+# (every run has its own network namespaces). The suites mostly wait on
+# failovers and restarts, so two share the 2 cores well.
+E2E_PARALLEL  ?= 2
 e2e: deps k8s images build
-	cd e2e && $(GO) test -p 1 -count=1 -timeout 70m -skip '^($(E2E_LONG))$$' ./...
+	cd e2e && $(GO) test -p $(E2E_PARALLEL) -count=1 -timeout 70m $(E2E_FLAGS) -skip '^($(E2E_LONG))$$' ./...
 
 e2e-rbac: deps k8s images build
 	cd e2e && $(GO) test -count=1 -timeout 30m -run '^($(E2E_LONG))$$' -v ./manifests
 
 e2e-long: e2e-rbac
-	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^TestSeed002WorkedExample$$/^baseline' -v ./manifests
-	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^TestClusterFullRestart$$' -v ./cluster
+	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^(TestSeed002WithAgent|TestSeed002Baseline)$$' -v ./manifests
+	cd e2e && $(GO) test -count=1 -timeout 30m -run '^TestSIGKILLMaster$$' -v ./sentinel
+	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^(TestClusterFullRestart|TestClusterScaleOutAndInAsMaster)$$' -v ./cluster
 
 e2e-real: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
@@ -89,13 +97,44 @@ bench: deps build
 faults: deps build
 	cd e2e/faults && FAULTS=all FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Faults' -v -count=1 -timeout 120m .
 
-test: FUZZTIME = $(CI_FUZZTIME)
-test: deps lint unit fuzz e2e
+# make test: after deps, lint, the Kubernetes build, the images and the
+# fuzzing run at once (the Kubernetes build leaves a core idle while it
+# links, the images wait on the Debian mirror and dpkg; fuzzing counts
+# executions, not time, so sharing the CPU only slows it), then the unit and
+# e2e tests, whose timings the other work would disturb. Each phase prints
+# when it starts, so a cold run's log shows where its time went.
+PHASE          = @echo "== $$(date +%T) make $@:"
+SUBMAKE        = $(MAKE) --no-print-directory
+test:
+	$(PHASE) deps
+	@$(SUBMAKE) deps
+	$(PHASE) lint, Kubernetes build, images and fuzzing at once
+	@$(SUBMAKE) -j4 lint k8s engine-roots fuzz FUZZTIME=$(CI_FUZZTIME)
+	$(PHASE) unit
+	@$(SUBMAKE) unit
+	$(PHASE) e2e
+	@$(SUBMAKE) e2e
+	$(PHASE) done
 
-demo: deps k8s images build
+demo:
+	$(PHASE) deps
+	@$(SUBMAKE) deps
+	$(PHASE) Kubernetes build and images at once
+	@$(SUBMAKE) -j2 k8s images
+	$(PHASE) demo
 	cd e2e && $(GO) run ./cmd/demo $(if $(KEEP),--keep)
 
+# The release image without a container engine: the agent for linux/amd64
+# and linux/arm64 as one OCI image layout in bin/image, tagged with the
+# version the manifests name (AGENT_TAG=... for another). Push it with e.g.
+# `skopeo copy --all oci:bin/image:TAG docker://REGISTRY/redis-ha-agent:TAG`.
+IMAGE_DIR     ?= bin/image
 image:
+	rm -rf $(IMAGE_DIR)
+	cd e2e && $(GO) run ./cmd/images agent --out $(CURDIR)/$(IMAGE_DIR) $(if $(AGENT_TAG),--agent-tag $(AGENT_TAG))
+
+# The same image from the Dockerfile, where a Docker engine is available.
+image-docker:
 	docker build --build-arg VERSION=$(VERSION) -t redis-ha-agent:$(VERSION) .
 
 clean:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo run for real:
 # redis-server/redis-sentinel (integration and e2e), etcd (the local cluster's
-# store), iptables (kube-proxy), iproute2 (network namespaces), dnsutils (dig).
+# store), iptables (kube-proxy), iproute2 (network namespaces), dnsutils (dig),
+# shellcheck (actionlint runs it on the workflows' scripts: e2e/workflows).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -13,6 +14,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -72,16 +72,7 @@ func agentTarget(repoRoot, tag string) (target, error) {
 			return agentKey(tag, src, gover, runtime.GOARCH, ca), nil
 		},
 		build: func(ctx context.Context, work string, log io.Writer) (v1.Image, error) {
-			bin := filepath.Join(work, "redis-ha-agent")
-			env, args := agentGoBuild(tag, bin)
-			fmt.Fprintf(log, "  agent: %s %s\n", strings.Join(env, " "), shellJoin(args))
-			cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-			cmd.Dir = repoRoot
-			cmd.Env = append(os.Environ(), env...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("%s in %s: %w\n%s", shellJoin(args), repoRoot, err, out)
-			}
-			b, err := os.ReadFile(bin)
+			b, err := buildAgent(ctx, repoRoot, tag, filepath.Join(work, "redis-ha-agent"), "agent", nil, log)
 			if err != nil {
 				return nil, err
 			}
@@ -92,6 +83,22 @@ func agentTarget(repoRoot, tag string) (target, error) {
 			return agentImage(b, ca)
 		},
 	}, nil
+}
+
+// buildAgent runs agentGoBuild in repoRoot with extraEnv (GOOS/GOARCH for a
+// release) and returns the binary written to out; what names it in the
+// progress line on log.
+func buildAgent(ctx context.Context, repoRoot, tag, out, what string, extraEnv []string, log io.Writer) ([]byte, error) {
+	env, args := agentGoBuild(tag, out)
+	env = append(env, extraEnv...)
+	fmt.Fprintf(log, "  %s: %s %s\n", what, strings.Join(env, " "), shellJoin(args))
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s %s in %s: %w\n%s", strings.Join(env, " "), shellJoin(args), repoRoot, err, b)
+	}
+	return os.ReadFile(out)
 }
 
 // agentKey hashes the agent image's inputs: its tag (stamped into the

@@ -27,6 +27,7 @@ const rootModule = "github.com/redis-ha-agent/redis-ha-agent"
 
 type cli struct {
 	Build  buildCmd  `cmd:"" help:"Build the images (or find them cached) and print REF TARPATH for each."`
+	Agent  agentCmd  `cmd:"" help:"Build the release agent image for several platforms as one OCI image layout in OUT (make image), and print OUT."`
 	Rootfs rootfsCmd `cmd:"" help:"Unpack the Redis and Valkey images' root filesystems into DIR/<engine>-<version>/ (for the unit tests that run an engine the host lacks through chroot: REDIS_HA_ENGINE_ROOTS=DIR) and print DIR."`
 }
 
@@ -51,6 +52,37 @@ func (r *rootfsCmd) Run(ctx context.Context, s *streams) error {
 		fmt.Fprintf(s.stderr, "root filesystem of %s in %s\n", img.Ref, dir)
 	}
 	fmt.Fprintln(s.stdout, r.Dir)
+	return nil
+}
+
+type agentCmd struct {
+	Out       string   `required:"" help:"Directory of the OCI image layout (must be empty or absent)."`
+	Platforms []string `default:"${platforms}" sep:"," help:"Platforms to build for."`
+	RepoRoot  string   `env:"REDIS_HA_REPO_ROOT" help:"Repository root (default: found above the working directory)."`
+	AgentTag  string   `env:"REDIS_HA_AGENT_TAG" help:"Tag of the image and version stamped into the binary (default: the one the manifests name)."`
+}
+
+func (a *agentCmd) Run(ctx context.Context, s *streams) error {
+	root := a.RepoRoot
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		if root, err = findRepoRoot(wd); err != nil {
+			return err
+		}
+	}
+	idx, err := images.AgentRelease(ctx, root, a.AgentTag, a.Platforms, a.Out, s.stderr)
+	if err != nil {
+		return err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.stderr, "OCI image index %s for %s in %s\n", d, strings.Join(a.Platforms, ", "), a.Out)
+	fmt.Fprintln(s.stdout, a.Out)
 	return nil
 }
 
@@ -135,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var c cli
 	parser, err := kong.New(&c, kong.Name("images"),
 		kong.Description("Build the e2e container images as docker-archive tarballs, without a registry or Docker."),
-		kong.Vars{"names": strings.Join(images.Names(), ", ")},
+		kong.Vars{"names": strings.Join(images.Names(), ", "), "platforms": strings.Join(images.ReleasePlatforms, ",")},
 		kong.UsageOnError(), kong.BindTo(ctx, (*context.Context)(nil)))
 	if err != nil {
 		return err
