@@ -121,7 +121,11 @@ func matrix() []fault {
 			tg.mark("delete all pods", true)
 			return cluster.DeleteAllPods(ctx, tg.d.ns, tg.d.sts)
 		}},
-		{name: "rolling-restart", sentinel: true, cluster: true, inject: rollingRestart},
+		// Cluster rolling-restart once counted an 8 ms window of two
+		// writable masters at a handover, an oracle artifact: the old
+		// master's next sample found its port refusing connections, which
+		// the oracle did not take as evidence then (Sample.Refused).
+		{name: "rolling-restart", sentinel: true, cluster: true, quickCluster: true, inject: rollingRestart},
 	}
 }
 

@@ -111,10 +111,10 @@ func overlaps(a, b []SlotRange) bool {
 const Resolution = 50 * time.Millisecond
 
 // contradicts: the pod's next sample, at most resolution after t, shows
-// it not writable. Only an answer contradicts; an unanswered sample is no
-// evidence either way.
+// it not writable. Only an answer or a refused connection contradicts; an
+// unanswered sample is no evidence either way.
 func contradicts(next Sample, t time.Time, resolution time.Duration) bool {
-	return next.Known && !next.Writable() && next.At.Sub(t) <= resolution
+	return (next.Known || next.Refused) && !next.Writable() && next.At.Sub(t) <= resolution
 }
 
 // writableOverlaps judges every sample instant: two pods overlap there

@@ -243,6 +243,12 @@ func TestWritableOverlaps(t *testing.T) {
 			}},
 			want: []Interval{{From: at(1080), To: at(1090), Pods: []string{"a", "d"}}},
 		},
+		"RefusedNextIsEvidence": {
+			reason: "the old master's next sample 10ms later found its port refusing connections (redis-server gone, the pod's address still there): it no longer took writes, no overlap",
+			tl: Timeline{Samples: []Sample{
+				probedShard(1000, "a", true, s), probedShard(1080, "d", true, s), {At: at(1090), Pod: "a", Refused: true, Cluster: true}, probedShard(1180, "d", true, s),
+			}},
+		},
 		"ContradictionPastResolution": {
 			reason: "the old master's next sample shows it refusing writes, but 120ms after d's first writable sample: past Resolution, the window counts",
 			tl: Timeline{Samples: []Sample{

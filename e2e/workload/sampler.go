@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -290,7 +291,7 @@ func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Clie
 		info, err := rc.ClusterInfo(rctx).Result()
 		cancel()
 		if err != nil {
-			return false
+			return s.refused(ctx, err, ip, smp)
 		}
 		rctx, cancel = read()
 		nodes, err := rc.ClusterNodes(rctx).Result()
@@ -306,7 +307,10 @@ func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Clie
 	rctx, cancel := read()
 	v, err := rc.Do(rctx, "ROLE").Slice()
 	cancel()
-	if err != nil || len(v) == 0 {
+	if err != nil {
+		return s.refused(ctx, err, ip, smp)
+	}
+	if len(v) == 0 {
 		return false
 	}
 	smp.Role, _ = v[0].(string)
@@ -320,6 +324,34 @@ func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Clie
 	return true
 }
 
+// refused: the call failed with a refused connection, and a fresh dial
+// to the pod's redis port, made now, is refused too. Then smp records it
+// (see Sample.Refused), timed when the refusal arrived, and is complete:
+// exec, which would find no server either, is not tried. The fresh dial
+// matters: after a few failed dials the client's pool returns its last
+// dial error without dialing (up to a second), which is no observation.
+func (s *Sampler) refused(ctx context.Context, err error, ip string, smp *Sample) bool {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	dial := s.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	c, err := dial(dctx, "tcp", net.JoinHostPort(ip, fmt.Sprint(s.RedisPort)))
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	smp.At, smp.Refused = time.Now(), true
+	return true
+}
+
 // newPodClient is the sampler's client for one pod. Each call carries
 // its own deadline (readTimeout or probeTimeout); ReadTimeout is only the
 // upper bound. Two connections: a PING beside a held probe.
@@ -328,6 +360,8 @@ func newPodClient(addr string, dial func(ctx context.Context, network, addr stri
 		Addr: addr, Dialer: dial,
 		DialTimeout: readTimeout, ReadTimeout: probeTimeout, WriteTimeout: readTimeout, ContextTimeoutEnabled: true,
 		MaxRetries: -1, PoolSize: 2, Protocol: 2,
+		// One dial per call: a refused port is seen at once (Sample.Refused).
+		DialerRetries: 1,
 	})
 }
 

@@ -28,7 +28,7 @@ func TestSamplerClusterFailover(t *testing.T) {
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not in PATH")
+		t.Fatalf("%s not in PATH: %v; install it with `make deps` (apt-get install redis-server redis-tools)", "redis-server", err)
 	}
 	port := 20000 + rand.IntN(20000)
 	ips := map[string]string{"a": "127.0.0.2", "b": "127.0.0.3"}

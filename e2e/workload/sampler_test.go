@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,10 +103,10 @@ func TestRecordExecProbe(t *testing.T) {
 func TestProbesOnRedis(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not in PATH")
+		t.Fatalf("%s not in PATH: %v; install it with `make deps` (apt-get install redis-server redis-tools)", "redis-server", err)
 	}
 	if _, err := exec.LookPath("redis-cli"); err != nil {
-		t.Skip("redis-cli not in PATH")
+		t.Fatalf("%s not in PATH: %v; install it with `make deps` (apt-get install redis-server redis-tools)", "redis-cli", err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,5 +190,45 @@ func TestProbesOnRedis(t *testing.T) {
 		if !probe(&smp, func(s Sample) { emitted = append(emitted, s) }) || smp.Writable() || !smp.Probed || len(emitted) != 0 {
 			t.Errorf("%s: NOREPLICAS gave %+v (emitted %v), want one answered, not writable sample", path, smp, emitted)
 		}
+	}
+}
+
+// A pod's redis port that refuses the connection (nothing listens) gives a
+// sample that is evidence of not writable; one that gets no answer does not.
+func TestDirectRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	ctx := context.Background()
+	httpc := &http.Client{Timeout: time.Second}
+	for _, cluster := range []bool{false, true} {
+		s := &Sampler{Cluster: cluster, ProbeWrites: true, RedisPort: port}
+		rc := newPodClient(addr, nil)
+		smp := Sample{Pod: "p", Cluster: cluster, ClusterOK: !cluster}
+		done := s.direct(ctx, rc, httpc, "127.0.0.1", &smp, func(Sample) {})
+		_ = rc.Close()
+		if !done || !smp.Refused || smp.Known || smp.Writable() {
+			t.Errorf("cluster=%t: direct to %s (closed) = %t, %+v; want a complete sample, Refused, not Known, not writable", cluster, addr, done, smp)
+		}
+		if next := smp; !contradicts(next, smp.At, Resolution) {
+			t.Errorf("cluster=%t: a refused sample does not contradict a held writable one", cluster)
+		}
+	}
+	// A refusal the pool remembers is no observation: once the port
+	// listens again, the fresh dial finds it and nothing is recorded.
+	s := &Sampler{ProbeWrites: true, RedisPort: port}
+	smp := Sample{Pod: "p", ClusterOK: true}
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	defer l.Close()
+	stale := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	if s.refused(ctx, stale, "127.0.0.1", &smp) || smp.Refused {
+		t.Errorf("a remembered refusal while %s listens was recorded: %+v", addr, smp)
 	}
 }

@@ -28,6 +28,12 @@ type Sample struct {
 	// Probed: a probe write was sent (Sampler.ProbeWrites); ProbeOK: it
 	// was answered OK. A probed sample is writable exactly when ProbeOK.
 	Probed, ProbeOK bool
+	// Refused: connecting to the pod's redis port was refused (a TCP
+	// reset from the pod's address): no process listens there, so none
+	// takes writes at that instant. Not Known (nothing answered), but
+	// evidence, unlike a connection that gets no answer at all: a pod
+	// whose network is gone or frozen may still be serving other clients.
+	Refused bool
 	// Blocked: the probe was not answered within Resolution while the
 	// server answered a PING (a pause); this sample, at the probe's send
 	// time, stands for the time it was held: not writable.

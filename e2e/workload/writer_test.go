@@ -18,7 +18,7 @@ import (
 func startRedis(t *testing.T, password string) string {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skipf("redis-server not installed: %v", err)
+		t.Fatalf("%s not in PATH: %v; install it with `make deps` (apt-get install redis-server redis-tools)", "redis-server", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
