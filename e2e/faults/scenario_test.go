@@ -206,8 +206,8 @@ func samplesAround(tl workload.Timeline, v workload.Interval) string {
 		if !slices.Contains(v.Pods, s.Pod) || s.At.Before(v.From.Add(-300*time.Millisecond)) || s.At.After(v.To.Add(300*time.Millisecond)) {
 			continue
 		}
-		fmt.Fprintf(&b, "  %s %s via %s known=%t role=%s slots=%v clusterOK=%t probed=%t ok=%t blocked=%t writable=%t\n",
-			s.At.Format("15:04:05.000"), s.Pod, s.Via, s.Known, s.Role, s.Slots, s.ClusterOK, s.Probed, s.ProbeOK, s.Blocked, s.Writable())
+		fmt.Fprintf(&b, "  %s %s via %s known=%t refused=%t role=%s slots=%v clusterOK=%t probed=%t ok=%t blocked=%t writable=%t\n",
+			s.At.Format("15:04:05.000"), s.Pod, s.Via, s.Known, s.Refused, s.Role, s.Slots, s.ClusterOK, s.Probed, s.ProbeOK, s.Blocked, s.Writable())
 	}
 	return b.String()
 }

@@ -324,14 +324,18 @@ func (s *Sampler) direct(ctx context.Context, rc *redis.Client, httpc *http.Clie
 	return true
 }
 
-// refused: the call failed with a refused connection, and a fresh dial
-// to the pod's redis port, made now, is refused too. Then smp records it
-// (see Sample.Refused), timed when the refusal arrived, and is complete:
-// exec, which would find no server either, is not tried. The fresh dial
-// matters: after a few failed dials the client's pool returns its last
-// dial error without dialing (up to a second), which is no observation.
+// refused: the call failed without timing out (a refused dial, or the
+// server closing the connection under it: a stopping redis-server), and a
+// fresh dial to the pod's redis port, made now, is refused. Then smp
+// records it (see Sample.Refused), timed when the refusal arrived, and is
+// complete: exec, which would find no server either, is not tried. A
+// timeout (an unreachable or frozen pod) is not dialled again: that would
+// only delay exec. The fresh dial matters: after a few failed dials the
+// client's pool returns its last dial error without dialing (up to a
+// second), which is no observation.
 func (s *Sampler) refused(ctx context.Context, err error, ip string, smp *Sample) bool {
-	if !errors.Is(err, syscall.ECONNREFUSED) {
+	var ne net.Error
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
 	dial := s.Dial

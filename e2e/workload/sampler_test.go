@@ -3,6 +3,7 @@ package workload
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -217,6 +218,15 @@ func TestDirectRefused(t *testing.T) {
 		if next := smp; !contradicts(next, smp.At, Resolution) {
 			t.Errorf("cluster=%t: a refused sample does not contradict a held writable one", cluster)
 		}
+	}
+	// A connection the server closed (EOF) counts only when a fresh dial
+	// is refused: here, nothing listens.
+	if s := (&Sampler{RedisPort: port}); !s.refused(ctx, io.EOF, "127.0.0.1", &Sample{}) {
+		t.Errorf("EOF from a pod whose port %d refuses connections: not recorded as refused", port)
+	}
+	// A timeout is no evidence and is not dialled again.
+	if s := (&Sampler{RedisPort: port}); s.refused(ctx, context.DeadlineExceeded, "127.0.0.1", &Sample{}) {
+		t.Errorf("a timeout was recorded as refused")
 	}
 	// A refusal the pool remembers is no observation: once the port
 	// listens again, the fresh dial finds it and nothing is recorded.
