@@ -122,9 +122,10 @@ func matrix() []fault {
 			return cluster.DeleteAllPods(ctx, tg.d.ns, tg.d.sts)
 		}},
 		// Cluster rolling-restart once counted an 8 ms window of two
-		// writable masters at a handover, an oracle artifact: the old
-		// master's next sample found its port refusing connections, which
-		// the oracle did not take as evidence then (Sample.Refused).
+		// writable masters at a handover: the old master's next sample,
+		// taken as its pod stopped, went unanswered, and an unanswered
+		// sample contradicts nothing. A stopping pod's refused port now
+		// counts as evidence (Sample.Refused).
 		{name: "rolling-restart", sentinel: true, cluster: true, quickCluster: true, inject: rollingRestart},
 	}
 }
