@@ -174,7 +174,10 @@ func (m *sentinelMode) askFailover(ctx context.Context, p sentinelPlan) error {
 	if recent {
 		return nil
 	}
-	if err := m.failover(ctx); err != nil {
+	if err := m.failover(ctx); errors.Is(err, errMasterMovedOn) {
+		m.log.Info().Str("reason", p.Reason).Msg("SENTINEL FAILOVER not asked: the Sentinels already name another master; the next pass follows it")
+		return nil
+	} else if err != nil {
 		return err
 	}
 	m.event(corev1.EventTypeNormal, "FailoverRequested", "Failover", "SENTINEL FAILOVER: %s", p.Reason)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +12,18 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// failoverSentinel is a Sentinel that answers only SENTINEL FAILOVER.
+// failoverSentinel is a Sentinel that answers only SENTINEL FAILOVER and
+// get-master-addr-by-name (master).
 type failoverSentinel struct {
 	sentinelNode
-	name  string
-	calls *[]string
-	err   error
+	name   string
+	calls  *[]string
+	err    error
+	master string
+}
+
+func (f failoverSentinel) MasterAddr(ctx context.Context, name string) (string, int, bool, error) {
+	return f.master, 6379, true, nil
 }
 
 func (f failoverSentinel) Failover(ctx context.Context, name string) error {
@@ -41,6 +48,7 @@ func TestAskFailoverPeersFirst(t *testing.T) {
 	noGood := serverError("ERR No such master with that name")
 	cases := map[string]struct {
 		errs      [3]error // Sentinels of pods 0, 1 (this pod), 2
+		names     [3]int   // the pod each Sentinel names master (all 0: this pod, 1)
 		wantCalls string
 		wantErr   string
 	}{
@@ -49,18 +57,28 @@ func TestAskFailoverPeersFirst(t *testing.T) {
 		"PeerInProgress":        {errs: [3]error{serverError("INPROG Failover already in progress"), nil, nil}, wantCalls: "s0"},
 		"OnlyLocalKnowsReplica": {errs: [3]error{noGood, nil, noGood}, wantCalls: "s0 s2 s1"},
 		"NoneCan":               {errs: [3]error{noGood, noGood, noGood}, wantCalls: "s0 s2 s1", wantErr: "no Sentinel started the failover"},
+		// SENTINEL FAILOVER acts on the master that Sentinel names now: one
+		// that switched to pod 2 already is not asked (it would move the
+		// role off pod 2 and drop what pod 2 acknowledged).
+		"PeerMovedOnIsNotAsked": {errs: [3]error{nil, nil, nil}, names: [3]int{2, 1, 1}, wantCalls: "s2"},
+		"AllMovedOn":            {errs: [3]error{nil, nil, nil}, names: [3]int{2, 2, 2}, wantCalls: ""},
+		"MovedOnAndRefused":     {errs: [3]error{noGood, nil, noGood}, names: [3]int{1, 2, 1}, wantCalls: "s0 s2"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var calls []string
+			addr := func(i int) string { return fmt.Sprintf("redis-%d.redis-headless", i) }
 			m := &sentinelMode{
 				cfg:   Config{MasterName: "mymaster"},
-				peers: sentinelPeers{Pods: 3, Self: 1, Timeout: time.Second},
+				peers: sentinelPeers{Pods: 3, Self: 1, Timeout: time.Second, Addr: addr},
 				deps:  Deps{Clock: clock.RealClock{}},
 				log:   zerolog.Nop(),
 			}
+			if tc.names == [3]int{} {
+				tc.names = [3]int{1, 1, 1}
+			}
 			for i, e := range tc.errs {
-				m.sentinels = append(m.sentinels, failoverSentinel{name: "s" + string(rune('0'+i)), calls: &calls, err: e})
+				m.sentinels = append(m.sentinels, failoverSentinel{name: "s" + string(rune('0'+i)), calls: &calls, err: e, master: addr(tc.names[i])})
 			}
 			err := m.askFailover(context.Background(), sentinelPlan{Reason: "test"})
 			if got := strings.Join(calls, " "); got != tc.wantCalls {

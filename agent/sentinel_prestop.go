@@ -150,7 +150,7 @@ func (m *sentinelMode) promoteReplica(ctx context.Context, first map[int]peerPod
 		return -1, false, err
 	}
 	caughtUp := m.deps.Clock.Since(start)
-	if err := m.failover(ctx); err != nil {
+	if err := m.failover(ctx); err != nil && !errors.Is(err, errMasterMovedOn) {
 		return -1, false, fmt.Errorf("preStop: %w", err)
 	}
 	failoverSent := m.deps.Clock.Since(start)
@@ -350,12 +350,16 @@ func (m *sentinelMode) failover(ctx context.Context) error {
 	}
 	order = append(order, m.peers.Self)
 	var last error
+	moved := false
 	for _, i := range order {
 		last = m.failoverOn(ctx, i)
 		var refused redis.Error
 		switch {
 		case last == nil, last != nil && strings.Contains(last.Error(), "INPROG"):
 			return nil
+		case errors.Is(last, errMasterMovedOn):
+			moved = true
+			continue // not asked: that Sentinel follows another master
 		case errors.As(last, &refused), isDialError(last):
 			continue // a definite no: another Sentinel may do it
 		default:
@@ -366,7 +370,39 @@ func (m *sentinelMode) failover(ctx context.Context) error {
 			return nil
 		}
 	}
+	if moved {
+		return errMasterMovedOn
+	}
 	return fmt.Errorf("no Sentinel started the failover: %w", last)
+}
+
+// errMasterMovedOn: a Sentinel asked to fail over this pod already names
+// another master, so it was not asked (failoverOn).
+var errMasterMovedOn = errors.New("the Sentinels already name another master")
+
+// failoverIfOurs sends SENTINEL FAILOVER to s only while s still names
+// this pod master. The command fails over whatever master that Sentinel
+// monitors at the time: sent to one that has already switched to another
+// pod, it moves the role off a healthy new master to any replica, and the
+// writes the new master took are gone. Seen on real nodes (fault matrix,
+// sentinel sigkill-master): the killed master's container restarted while
+// Sentinel promoted a replica; its agent, reading a majority that still
+// named it, asked a peer Sentinel that had switched 50 ms earlier, which
+// promoted the restarted pod and dropped 58 WAIT 1-acknowledged writes.
+// What remains is the round trip between the two commands.
+func (m *sentinelMode) failoverIfOurs(ctx context.Context, s sentinelNode) error {
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
+	h, _, named, err := s.MasterAddr(c, m.cfg.MasterName)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if !named || m.peerSet().ordinalOf(h) != m.peers.Self {
+		return fmt.Errorf("%w (%q)", errMasterMovedOn, h)
+	}
+	c, cancel = context.WithTimeout(ctx, m.peers.Timeout)
+	defer cancel()
+	return s.Failover(c, m.cfg.MasterName)
 }
 
 func isDialError(err error) bool {
@@ -376,14 +412,12 @@ func isDialError(err error) bool {
 
 func (m *sentinelMode) failoverOn(ctx context.Context, i int) error {
 	s := m.sentinelNodes()[i]
-	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-	err := s.Failover(c, m.cfg.MasterName)
-	cancel()
+	err := m.failoverIfOurs(ctx, s)
 	if err == nil || !strings.Contains(err.Error(), "NOGOODSLAVE") {
 		return err
 	}
 	m.log.Info().Int("sentinel", i).Msg("switchover: Sentinel knows no replica yet; SENTINEL RESET to rediscover them from the master")
-	c, cancel = context.WithTimeout(ctx, m.peers.Timeout)
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
 	err = s.Reset(c, m.cfg.MasterName)
 	cancel()
 	if err != nil {
@@ -391,10 +425,8 @@ func (m *sentinelMode) failoverOn(ctx context.Context, i int) error {
 	}
 	deadline := m.deps.Clock.Now().Add(5 * time.Second)
 	for {
-		c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-		err = s.Failover(c, m.cfg.MasterName)
-		cancel()
-		if err == nil || m.deps.Clock.Now().After(deadline) {
+		err = m.failoverIfOurs(ctx, s)
+		if err == nil || errors.Is(err, errMasterMovedOn) || m.deps.Clock.Now().After(deadline) {
 			return err
 		}
 		select {
