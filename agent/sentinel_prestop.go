@@ -391,16 +391,14 @@ var errMasterMovedOn = errors.New("the Sentinels already name another master")
 // promoted the restarted pod and dropped 58 WAIT 1-acknowledged writes.
 // What remains is the round trip between the two commands.
 func (m *sentinelMode) failoverIfOurs(ctx context.Context, s sentinelNode) error {
-	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
-	h, _, named, err := s.MasterAddr(c, m.cfg.MasterName)
-	cancel()
+	v, err := querySentinel(ctx, s, m.cfg.MasterName, m.peerSet())
 	if err != nil {
 		return err
 	}
-	if !named || m.peerSet().ordinalOf(h) != m.peers.Self {
-		return fmt.Errorf("%w (%q)", errMasterMovedOn, h)
+	if !v.named || v.Master != m.peers.Self {
+		return fmt.Errorf("%w (pod %d; -1: none of ours)", errMasterMovedOn, v.Master)
 	}
-	c, cancel = context.WithTimeout(ctx, m.peers.Timeout)
+	c, cancel := context.WithTimeout(ctx, m.peers.Timeout)
 	defer cancel()
 	return s.Failover(c, m.cfg.MasterName)
 }
