@@ -11,7 +11,7 @@ FUZZTIME      ?= 300000x
 # budget; make fuzz alone runs FUZZTIME.
 CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image image-docker clean
+.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults faults-engines chaos test demo image image-docker clean
 
 all: build
 
@@ -96,6 +96,23 @@ bench: deps build
 # tables and timelines go to e2e/report/. make test runs the quick subset.
 faults: deps build
 	cd e2e/faults && FAULTS=all FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Faults' -v -count=1 -timeout 120m .
+
+# The quick fault subset on each engine beside the bases' Redis 7.0
+# (FAULTS_ENGINE: redis-8.0, valkey-8.0, valkey-8.1; images from
+# e2e/images); tables to e2e/report/faults-<mode>-<engine>.md.
+ENGINES       ?= redis-8.0 valkey-8.0 valkey-8.1
+faults-engines: deps build
+	set -e; for e in $(ENGINES); do \
+	  (cd e2e/faults && FAULTS_ENGINE=$$e FAULTS=quick FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Faults' -v -count=1 -timeout 60m .); \
+	done
+
+# A randomized fault schedule (e2e/faults/chaos_test.go) per seed and mode,
+# DURATION each, judged like the matrix; a failing seed replays the same
+# schedule. Schedules, timelines and tables go to e2e/report/.
+SEED          ?= 1 2 3
+DURATION      ?= 10m
+chaos: deps build
+	cd e2e/faults && CHAOS_SEEDS='$(SEED)' CHAOS_DURATION=$(DURATION) FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Chaos' -v -count=1 -timeout 600m .
 
 # make test: after deps, lint, the Kubernetes build, the images and the
 # fuzzing run at once (the Kubernetes build leaves a core idle while it

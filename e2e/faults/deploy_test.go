@@ -36,6 +36,115 @@ type deployment struct {
 	// bootstrap runs once after the pods are up, for setups that need a
 	// manual step (the seed's redis-cli --cluster create).
 	bootstrap func(ctx context.Context, d *deployment) error
+	// engine: the engine the servers run, from FAULTS_ENGINE; nil is the
+	// bases' own (Redis 7.0.15).
+	engine *engine
+}
+
+// engine is a server image the e2e images build, which FAULTS_ENGINE
+// selects for the matrix and the chaos runs.
+type engine struct {
+	name    string // FAULTS_ENGINE value, e.g. valkey-8.0
+	valkey  bool   // deployed through the -valkey overlays (valkey-server commands)
+	image   string // repository the overlay names
+	tag     string
+	server  string // INFO server_name
+	version string // the engine's own version field
+}
+
+var engines = []engine{
+	{name: "redis-7.0", image: "redis", tag: "7.0.15", server: "redis", version: "7.0.15"},
+	{name: "redis-8.0", image: "redis", tag: "8.0.2", server: "redis", version: "8.0.2"},
+	{name: "valkey-8.0", valkey: true, image: "valkey/valkey", tag: "8.0.1", server: "valkey", version: "8.0.1"},
+	{name: "valkey-8.1", valkey: true, image: "valkey/valkey", tag: "8.1.1", server: "valkey", version: "8.1.1"},
+}
+
+// faultsEngine is FAULTS_ENGINE's engine, or nil when it is unset.
+func faultsEngine() (*engine, error) {
+	v := os.Getenv("FAULTS_ENGINE")
+	if v == "" {
+		return nil, nil
+	}
+	var names []string
+	for i := range engines {
+		if engines[i].name == v {
+			return &engines[i], nil
+		}
+		names = append(names, engines[i].name)
+	}
+	return nil, fmt.Errorf("FAULTS_ENGINE=%q is not an engine the e2e images build; want one of %s", v, strings.Join(names, ", "))
+}
+
+// withEngine points d at FAULTS_ENGINE's engine: the mode's -valkey
+// overlay for Valkey, and a kustomization in a temporary directory that
+// sets the image tag. The pods' INFO is checked after the deployment
+// (checkEngine), so an override that did not apply fails the run.
+func withEngine(t *testing.T, d *deployment) *deployment {
+	e, err := faultsEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e == nil {
+		return d
+	}
+	overlay := d.kustomize
+	if e.valkey {
+		overlay += "-valkey"
+	}
+	dir := t.TempDir()
+	// kustomize takes no absolute path as a resource.
+	rel, err := filepath.Rel(dir, overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\nimages:\n  - name: %s\n    newTag: %q\n  - name: docker.io/%s\n    newTag: %q\n",
+		rel, e.image, e.tag, dockerName(e.image), e.tag)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.kustomize, d.engine = dir, e
+	d.name += "-" + e.name
+	return d
+}
+
+func dockerName(image string) string {
+	if strings.Contains(image, "/") {
+		return image
+	}
+	return "library/" + image
+}
+
+// checkEngine asks every pod's server which engine it runs.
+func checkEngine(ctx context.Context, d *deployment) error {
+	if d.engine == nil {
+		return nil
+	}
+	pods, err := waitPodsReady(ctx, d, time.Minute)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		c := podClient(p.Status.PodIP, 6379)
+		info, err := c.Info(ctx, "server").Result()
+		_ = c.Close()
+		if err != nil {
+			return fmt.Errorf("INFO server of %s: %w", p.Name, err)
+		}
+		f := map[string]string{}
+		for _, l := range strings.Split(info, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
+				f[k] = v
+			}
+		}
+		name, version := f["server_name"], f[f["server_name"]+"_version"]
+		if name == "" {
+			name, version = "redis", f["redis_version"]
+		}
+		if name != d.engine.server || version != d.engine.version {
+			return fmt.Errorf("%s runs %s %s, want %s %s (FAULTS_ENGINE=%s)", p.Name, name, version, d.engine.server, d.engine.version, d.engine.name)
+		}
+	}
+	return nil
 }
 
 const roleLabel = "redis-ha-agent/role"
@@ -65,7 +174,7 @@ func randSuffix() string {
 // The namespace is deleted at cleanup (its volumes with it).
 func deploy(t *testing.T, ctx context.Context, d *deployment) time.Duration {
 	t.Helper()
-	d.ns = strings.ReplaceAll(d.name, "_", "-") + "-" + randSuffix()
+	d.ns = strings.NewReplacer("_", "-", ".", "").Replace(d.name) + "-" + randSuffix()
 	if _, err := cluster.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: d.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", d.ns, err)
 	}
@@ -87,7 +196,11 @@ func deploy(t *testing.T, ctx context.Context, d *deployment) time.Duration {
 	if _, err := waitHealthy(ctx, d, 4*time.Minute); err != nil {
 		t.Fatalf("deploy %s in %s: %v", d.name, d.ns, err)
 	}
-	return time.Since(start)
+	took := time.Since(start)
+	if err := checkEngine(ctx, d); err != nil {
+		t.Fatalf("deploy %s: %v", d.name, err)
+	}
+	return took
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -38,6 +38,9 @@ type fault struct {
 	// iptables, the API server process); not run on E2E_KUBECONFIG.
 	local  bool
 	inject func(ctx context.Context, tg target) error
+	// runFor: how much longer than a matrix row the scenario may run (a
+	// chaos schedule's duration).
+	runFor time.Duration
 }
 
 // hold keeps a fault in place for d; ctx ending early is an error so a

@@ -11,9 +11,9 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/workload"
 )
 
-func TestSentinelFaults(t *testing.T) { runMatrix(t, sentinelMode()) }
+func TestSentinelFaults(t *testing.T) { runMatrix(t, withEngine(t, sentinelMode())) }
 
-func TestClusterFaults(t *testing.T) { runMatrix(t, clusterMode()) }
+func TestClusterFaults(t *testing.T) { runMatrix(t, withEngine(t, clusterMode())) }
 
 // runMatrix deploys the mode once and runs its faults one after another on
 // that deployment; each scenario starts by waiting until it is healthy.

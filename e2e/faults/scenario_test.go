@@ -56,7 +56,7 @@ func secondsSince(from, to time.Time, ok bool) string {
 // its duration, heals) → healthy again → more traffic → read back → judge.
 func runScenario(t *testing.T, d *deployment, f fault, inject func(context.Context, target) error) outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute+f.runFor)
 	defer cancel()
 	master, err := waitHealthy(ctx, d, 4*time.Minute)
 	if err != nil {
@@ -66,7 +66,7 @@ func runScenario(t *testing.T, d *deployment, f fault, inject func(context.Conte
 	if err != nil {
 		t.Fatalf("before %s: %v", f.name, err)
 	}
-	runCtx, stopRun := context.WithTimeout(ctx, 10*time.Minute)
+	runCtx, stopRun := context.WithTimeout(ctx, 10*time.Minute+f.runFor)
 	defer stopRun()
 	// "Writable" is a probe write accepted by the pod's own redis-server,
 	// never the agent's word (baselines are judged the same); in cluster
@@ -87,7 +87,7 @@ func runScenario(t *testing.T, d *deployment, f fault, inject func(context.Conte
 	specs := workloadsFor(d)
 	hs := make([]workload.History, len(specs))
 	var clients []redis.UniversalClient
-	writeCtx, stopWrites := context.WithTimeout(runCtx, 9*time.Minute)
+	writeCtx, stopWrites := context.WithTimeout(runCtx, 9*time.Minute+f.runFor)
 	defer stopWrites()
 	var ww sync.WaitGroup
 	for i, s := range specs {
