@@ -155,6 +155,13 @@ func rollingRestart(ctx context.Context, tg target) error {
 	if _, err := sts.Patch(ctx, tg.d.sts, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("patch StatefulSet %s/%s: %w", tg.d.ns, tg.d.sts, err)
 	}
+	return waitRollout(ctx, tg)
+}
+
+// waitRollout waits until the StatefulSet controller has replaced every
+// pod with the current template and all are Ready.
+func waitRollout(ctx context.Context, tg target) error {
+	sts := cluster.Clientset.AppsV1().StatefulSets(tg.d.ns)
 	var last *appsv1.StatefulSetStatus
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 8*time.Minute, false, func(ctx context.Context) (bool, error) {
 		s, err := sts.Get(ctx, tg.d.sts, metav1.GetOptions{})
