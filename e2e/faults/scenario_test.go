@@ -205,12 +205,13 @@ func assertTargets(t *testing.T, o outcome, d *deployment, f fault) {
 	}
 }
 
-// samplesAround lists the samples of an overlap's pods from 300ms before
-// it to 300ms after, one a line, for a reader to judge it.
+// samplesAround lists the samples of an overlap's pods from a staleness
+// and 300ms before it (so the sample that a window holds over is listed)
+// to 300ms after, one a line, for a reader to judge it.
 func samplesAround(tl workload.Timeline, v workload.Interval) string {
 	var b strings.Builder
 	for _, s := range tl.Samples {
-		if !slices.Contains(v.Pods, s.Pod) || s.At.Before(v.From.Add(-300*time.Millisecond)) || s.At.After(v.To.Add(300*time.Millisecond)) {
+		if !slices.Contains(v.Pods, s.Pod) || s.At.Before(v.From.Add(-staleness-300*time.Millisecond)) || s.At.After(v.To.Add(300*time.Millisecond)) {
 			continue
 		}
 		fmt.Fprintf(&b, "  %s %s via %s known=%t refused=%t role=%s slots=%v clusterOK=%t probed=%t ok=%t blocked=%t writable=%t\n",
