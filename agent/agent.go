@@ -33,7 +33,7 @@ func Init(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) erro
 	case ModeSentinel:
 		err = initSentinel(ctx, cfg, log)
 	case ModeCluster:
-		err = initCluster(ctx, cfg, log, env)
+		err = initCluster(ctx, cfg, log, env.LookupHost)
 	default:
 		err = fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
 	}

@@ -24,7 +24,8 @@ const peerResolveGrace = 10 * time.Second
 
 // initCluster writes the redis.conf include and rewrites nodes.conf so that
 // redis-server starts with its own and every peer's current address.
-func initCluster(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) error {
+// lookup resolves peers' names; nil is the system resolver.
+func initCluster(ctx context.Context, cfg Config, log zerolog.Logger, lookup LookupHost) error {
 	log = log.With().Str("component", "cluster-init").Logger()
 	pw, err := ReadPasswordFile(cfg.PasswordFile)
 	if err != nil {
@@ -45,7 +46,7 @@ func initCluster(ctx context.Context, cfg Config, log zerolog.Logger, env InitEn
 		PodIP:         cfg.PodIP,
 		Wait:          min(cfg.InitTimeout, peerResolveGrace),
 		CorruptAdvice: "if the node's cluster state is lost for good, move the file away so the node starts empty and the agent re-joins it",
-		LookupHost:    env.LookupHost,
+		LookupHost:    lookup,
 	}.Run(ctx, log)
 	if err != nil {
 		return err
@@ -122,27 +123,6 @@ func clusterInclude(cfg Config, password string) []byte {
 		b.WriteString(strings.Join(cfg.TLS.redisLines(cfg.RedisPort, true), "\n") + "\n")
 	}
 	return []byte(b.String())
-}
-
-// quoteConf quotes a value the way redis.conf's parser (sdssplitargs) reads
-// it back, so any password survives.
-func quoteConf(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c >= 0x7f:
-			fmt.Fprintf(&b, "\\x%02x", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // writeClusterInclude writes the include with mode 0600: it holds the

@@ -130,7 +130,7 @@ func TestClusterInclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No nodes.conf: init needs no DNS and writes only the include.
-	if err := initCluster(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)), InitEnv{}); err != nil {
+	if err := initCluster(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)), nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(cfg.RedisConfInclude)

@@ -61,7 +61,7 @@ func TestClusterIntegrationTLS(t *testing.T) {
 	for o := 0; o < 7; o++ {
 		addr := fmt.Sprintf("%s:%d", c.ipOf(o), testRedisPort)
 		proctest.Eventually(t, 20*time.Second, func() error {
-			if got := servedSerial(t, addr, c.clientTLS); got != want {
+			if got := proctest.ServedSerial(t, addr, c.clientTLS); got != want {
 				return fmt.Errorf("serves %s, want %s", got, want)
 			}
 			return nil
@@ -83,5 +83,5 @@ func renewClusterCert(t *testing.T, c *testCluster) string {
 	if _, err := WriteFileAtomic(c.tls.CertFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return mustLeaf(t, certPEM).SerialNumber.String()
+	return proctest.MustLeaf(t, certPEM).SerialNumber.String()
 }

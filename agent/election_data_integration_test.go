@@ -62,7 +62,7 @@ func testElectionFromData(t *testing.T, aof bool, want int, persist string) {
 		if replicaOf == "" {
 			body = strings.Replace(body, "replicaof \n", "", 1)
 		}
-		writeFile(t, conf, []byte(body))
+		proctest.WriteFile(t, conf, []byte(body))
 		procs[i] = proctest.Start(t, filepath.Join(dirs[i], fmt.Sprintf("redis-%d.log", time.Now().UnixNano())), "redis-server", conf)
 		proctest.WaitPing(t, addr(i)+":6379", "", 10*time.Second)
 		clients[i] = redis.NewClient(&redis.Options{Addr: addr(i) + ":6379", Protocol: 2, DisableIdentity: true})

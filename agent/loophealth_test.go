@@ -1,18 +1,9 @@
 package agent
 
 import (
-	"context"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
-
-	"github.com/rs/zerolog"
-	"k8s.io/utils/clock"
-
-	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 )
 
 func TestLoopHealth(t *testing.T) {
@@ -57,80 +48,4 @@ func TestLoopHealth(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestClusterLoopHealth: passes that fail (redis-server refusing, as the
-// API server does in an outage) keep the agent healthy however long it
-// lasts; a pass stuck in a call that never returns turns /healthz
-// unhealthy once the limit has passed, not before, and healthy again once
-// the loop moves on.
-func TestClusterLoopHealth(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var stuck atomic.Bool
-		release := make(chan struct{})
-		local := &fakeNode{nodes: func() ([]clusterNode, error) {
-			if stuck.Load() {
-				<-release // ignores the pass's deadline, as a call without one would
-			}
-			return nil, errors.New("dial tcp 10.0.0.1:6379: connect: connection refused")
-		}}
-		m := fakeClusterMode(t, 6, map[string]*fakeNode{"10.0.0.1": local})
-		limit := stallLimit(m.cfg)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- m.loop(ctx) }()
-
-		time.Sleep(3*limit + 500*time.Millisecond) // off the passes' whole seconds
-		if err := m.Healthy(ctx); err != nil {
-			t.Errorf("after %s of failing passes: Healthy = %v, want healthy (failing passes still finish)", 3*limit, err)
-		}
-
-		stuck.Store(true)
-		time.Sleep(2 * time.Second) // the next pass has started and hangs
-		last := m.passes.get()
-		time.Sleep(time.Until(last.Add(limit - time.Second)))
-		if err := m.Healthy(ctx); err != nil {
-			t.Errorf("a pass stuck for %s, under the limit %s: Healthy = %v, want healthy", time.Since(last), limit, err)
-		}
-		time.Sleep(2 * time.Second)
-		if err := m.Healthy(ctx); err == nil || !strings.Contains(err.Error(), "finished no pass") {
-			t.Errorf("a pass stuck for %s, over the limit %s: Healthy = %v, want the loop reported stuck", time.Since(last), limit, err)
-		}
-
-		stuck.Store(false)
-		close(release)
-		time.Sleep(time.Second)
-		if err := m.Healthy(ctx); err != nil {
-			t.Errorf("after the stuck pass returned: Healthy = %v, want healthy", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("loop returned %v", err)
-		}
-	})
-}
-
-// TestSentinelLoopMarksPasses: the sentinel loop marks every pass, also
-// while the preStop switchover owns the roles and passes do nothing, so a
-// long switchover never looks like a stuck agent.
-func TestSentinelLoopMarksPasses(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cfg := Config{ResyncInterval: 10 * time.Second, RetryPeriod: 2 * time.Second, RenewDeadline: 10 * time.Second}
-		m := &sentinelMode{cfg: cfg, log: zerolog.Nop(), switching: true,
-			deps: Deps{Clock: clock.RealClock{}, Metrics: metrics.New("test", ModeSentinel)}}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- m.loop(ctx, make(chan string)) }()
-		time.Sleep(10*time.Minute + 500*time.Millisecond)
-		if since := time.Since(m.passes.get()); since > cfg.RetryPeriod {
-			t.Errorf("last pass marked %s ago, want within --retry-period %s", since, cfg.RetryPeriod)
-		}
-		if err := m.Healthy(ctx); err != nil {
-			t.Errorf("Healthy = %v after 10 minutes of passes", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("loop returned %v", err)
-		}
-	})
 }

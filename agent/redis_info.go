@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// Roles as the agent names them (Redis says "slave" in INFO; adapters map it).
+const (
+	roleMaster  = "master"
+	roleReplica = "replica"
+)
+
 // parseInfo reads an INFO or CLUSTER INFO reply ("key:value" lines, any
 // sections, "#" section headers) into key/value pairs. It is the one parser
 // of that format; replInfo interprets it. Unknown fields are kept, so newer

@@ -10,12 +10,6 @@ import (
 // pod without dropping writes; the agent reports it as a Warning Event.
 const electionBlocked = "election blocked: "
 
-// Roles as the agent names them (Redis says "slave" in INFO; adapters map it).
-const (
-	roleMaster  = "master"
-	roleReplica = "replica"
-)
-
 // Who made the master of record what it is, in order of precedence.
 const (
 	authoritySentinel = "sentinel-majority"

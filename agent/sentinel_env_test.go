@@ -228,8 +228,8 @@ func (e *sentinelEnv) peers(self int, pw func() string) sentinelPeers {
 	d := redisDial{password: pw, timeout: timeout, tls: e.pods[self].tls}
 	return sentinelPeers{
 		Pods: envPods, Self: self, Addr: e.addr, Timeout: timeout,
-		Redis:    func(h string) redisNode { return d.redis(h, 6379) },
-		Sentinel: func(h string) sentinelNode { return d.sentinel(h, 26379) },
+		Redis:    func(h string) redisNode { return dialRedis(d, h, 6379) },
+		Sentinel: func(h string) sentinelNode { return dialSentinel(d, h, 26379) },
 		Resolve:  func(context.Context, string) error { return nil },
 	}
 }
@@ -321,7 +321,7 @@ func (e *sentinelEnv) client(i int) *redis.Client {
 }
 
 func (e *sentinelEnv) role(i int) replInfo {
-	n := redisDial{password: e.pw, timeout: 500 * time.Millisecond, tls: e.pods[i].tls}.redis(e.addr(i), 6379)
+	n := dialRedis(redisDial{password: e.pw, timeout: 500 * time.Millisecond, tls: e.pods[i].tls}, e.addr(i), 6379)
 	defer n.Close()
 	r, _ := n.Replication(context.Background())
 	return r

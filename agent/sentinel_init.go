@@ -49,8 +49,8 @@ func defaultPeers(cfg Config, pods int, password func() string, tlsFiles *TLSFil
 	d := redisDial{password: password, timeout: timeout, fallback: apiPodIP(cfg, kube, log), tls: tlsFiles, serverName: serverNames(cfg)}
 	return sentinelPeers{
 		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout,
-		Redis:    func(h string) redisNode { return d.redis(h, cfg.RedisPort) },
-		Sentinel: func(h string) sentinelNode { return d.sentinel(h, cfg.SentinelPort) },
+		Redis:    func(h string) redisNode { return dialRedis(d, h, cfg.RedisPort) },
+		Sentinel: func(h string) sentinelNode { return dialSentinel(d, h, cfg.SentinelPort) },
 		Resolve: func(ctx context.Context, h string) error {
 			if net.ParseIP(h) != nil {
 				return nil

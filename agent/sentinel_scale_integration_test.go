@@ -44,7 +44,7 @@ func TestSentinelResetForgetsRemovedPod(t *testing.T) {
 		return m >= 0, s
 	})
 	members := func(i int) (sentinelMembers, error) {
-		n := redisDial{password: e.pw, timeout: time.Second}.sentinel(e.addr(i), 26379)
+		n := dialSentinel(redisDial{password: e.pw, timeout: time.Second}, e.addr(i), 26379)
 		defer n.Close()
 		ms, _, err := n.Members(ctx, "mymaster")
 		return ms, err

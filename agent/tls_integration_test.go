@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +89,7 @@ func testSentinelTLS(t *testing.T, server, sentinel string) {
 		ip := e.addr(0) + "2"
 		cert, key, ca := other.WriteSecret(t, t.TempDir(), proctest.Leaf{CommonName: "rogue", IPs: []string{ip}})
 		startTestRedis(t, e.server, ip, other.ClientTLS(t), "--port", "0", "--tls-port", "6379", "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca)
-		n := redisDial{password: e.pw, timeout: time.Second, tls: e.pods[0].tls}.redis(ip, 6379)
+		n := dialRedis(redisDial{password: e.pw, timeout: time.Second, tls: e.pods[0].tls}, ip, 6379)
 		defer n.Close()
 		err := n.Ping(ctx)
 		if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") || !strings.Contains(err.Error(), e.pods[0].cfg.TLS.CAFile) {
@@ -100,7 +99,7 @@ func testSentinelTLS(t *testing.T, server, sentinel string) {
 		// And against a plaintext server: no fallback.
 		plain := e.addr(0) + "1"
 		startTestRedis(t, e.server, plain, nil)
-		n2 := redisDial{password: func() string { return "" }, timeout: time.Second, tls: e.pods[0].tls}.redis(plain, 6379)
+		n2 := dialRedis(redisDial{password: func() string { return "" }, timeout: time.Second, tls: e.pods[0].tls}, plain, 6379)
 		defer n2.Close()
 		if err := n2.Ping(ctx); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
 			t.Fatalf("PING over TLS to a plaintext server = %v; want a failed TLS handshake", err)
@@ -115,7 +114,7 @@ func testSentinelTLS(t *testing.T, server, sentinel string) {
 		want := map[int]string{}
 		for i, p := range e.pods {
 			cert, _, _ := e.ca.WriteSecret(t, filepath.Join(p.dir, "tls"), proctest.Leaf{CommonName: p.cfg.PodName, IPs: []string{e.addr(i)}})
-			want[i] = mustLeaf(t, mustRead(t, cert)).SerialNumber.String()
+			want[i] = proctest.MustLeaf(t, mustRead(t, cert)).SerialNumber.String()
 		}
 		for i, p := range e.pods {
 			select {
@@ -129,7 +128,7 @@ func testSentinelTLS(t *testing.T, server, sentinel string) {
 			for _, port := range []int{6379, 26379} {
 				addr := fmt.Sprintf("%s:%d", e.addr(i), port)
 				proctest.Eventually(t, 10*time.Second, func() error {
-					if got := servedSerial(t, addr, e.clientTLS); got != want[i] {
+					if got := proctest.ServedSerial(t, addr, e.clientTLS); got != want[i] {
 						return fmt.Errorf("serves serial %s, want the renewed %s", got, want[i])
 					}
 					return nil
@@ -197,16 +196,6 @@ func startTestRedis(t *testing.T, server, ip string, tc *tls.Config, args ...str
 
 // servedSerial is the serial of the certificate the server at addr
 // presents to a new connection.
-func servedSerial(t *testing.T, addr string, tc *tls.Config) string {
-	t.Helper()
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, tc)
-	if err != nil {
-		return err.Error()
-	}
-	defer c.Close()
-	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
-}
-
 func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -232,7 +221,7 @@ func TestTLSMigrationPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	senPath := filepath.Join(dir, "sentinel.conf")
-	writeFile(t, senPath, sen)
+	proctest.WriteFile(t, senPath, sen)
 	proctest.Start(t, filepath.Join(dir, "sentinel.log"), "redis-sentinel", senPath, "--bind", ip)
 	// TLS with no client certificate: tls-auth-clients optional.
 	serverOnly := ca.ClientTLS(t)
@@ -313,8 +302,8 @@ func startFencedTLS(t *testing.T, ca *proctest.CA, dir, ip, server string, pods 
 		t.Fatal(err)
 	}
 	incPath, confPath := filepath.Join(dir, "redis-ha.conf"), filepath.Join(dir, "redis.conf")
-	writeFile(t, incPath, inc)
-	writeFile(t, confPath, []byte(fmt.Sprintf("bind %s\nport 6379\nprotected-mode no\ndir %s\nsave \"\"\ninclude %s\n", ip, dir, incPath)))
+	proctest.WriteFile(t, incPath, inc)
+	proctest.WriteFile(t, confPath, []byte(fmt.Sprintf("bind %s\nport 6379\nprotected-mode no\ndir %s\nsave \"\"\ninclude %s\n", ip, dir, incPath)))
 	proctest.Start(t, filepath.Join(dir, "redis.log"), server, confPath)
 	return cfg, inc
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -49,7 +48,7 @@ func TestLoadTLS(t *testing.T) {
 			setup: func(t *testing.T, dir string) TLSSettings {
 				s := settings(ca.WriteSecret(t, dir, good))
 				_, k := ca.Issue(t, good)
-				writeFile(t, s.KeyFile, k)
+				proctest.WriteFile(t, s.KeyFile, k)
 				return s
 			},
 			want: []string{"does not match the certificate", "tls.key", "tls.crt", "same Secret"},
@@ -67,7 +66,7 @@ func TestLoadTLS(t *testing.T) {
 			reason: "ca.crt is not the issuer of tls.crt",
 			setup: func(t *testing.T, dir string) TLSSettings {
 				s := settings(ca.WriteSecret(t, dir, good))
-				writeFile(t, s.CAFile, other.PEM)
+				proctest.WriteFile(t, s.CAFile, other.PEM)
 				return s
 			},
 			want: []string{"tls.crt", "not signed by a CA in --tls-ca-file", "ca.crt", "test-ca"},
@@ -75,7 +74,7 @@ func TestLoadTLS(t *testing.T) {
 		"CA file is not PEM": {
 			setup: func(t *testing.T, dir string) TLSSettings {
 				s := settings(ca.WriteSecret(t, dir, good))
-				writeFile(t, s.CAFile, []byte("not a certificate"))
+				proctest.WriteFile(t, s.CAFile, []byte("not a certificate"))
 				return s
 			},
 			want: []string{"--tls-ca-file", "ca.crt", "holds no PEM certificate"},
@@ -154,9 +153,9 @@ func TestTLSFilesRenewal(t *testing.T) {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(d, "tls.crt"), certPEM)
-		writeFile(t, filepath.Join(d, "tls.key"), keyPEM)
-		writeFile(t, filepath.Join(d, "ca.crt"), ca.PEM)
+		proctest.WriteFile(t, filepath.Join(d, "tls.crt"), certPEM)
+		proctest.WriteFile(t, filepath.Join(d, "tls.key"), keyPEM)
+		proctest.WriteFile(t, filepath.Join(d, "ca.crt"), ca.PEM)
 		tmp := filepath.Join(dir, "..data_tmp")
 		if err := os.Symlink(ts, tmp); err != nil {
 			t.Fatal(err)
@@ -205,8 +204,8 @@ func TestTLSFilesRenewal(t *testing.T) {
 	if got := serial(); got == first {
 		t.Fatalf("serial still %s after renewal", got)
 	}
-	if want := files.current().cert.Leaf.SerialNumber; want.String() != mustLeaf(t, c3).SerialNumber.String() {
-		t.Fatalf("loaded serial %s, want the renewed certificate's %s", want, mustLeaf(t, c3).SerialNumber)
+	if want := files.current().cert.Leaf.SerialNumber; want.String() != proctest.MustLeaf(t, c3).SerialNumber.String() {
+		t.Fatalf("loaded serial %s, want the renewed certificate's %s", want, proctest.MustLeaf(t, c3).SerialNumber)
 	}
 }
 
@@ -214,30 +213,6 @@ func settings(cert, key, ca string) TLSSettings {
 	return TLSSettings{CertFile: cert, KeyFile: key, CAFile: ca, AuthClients: "yes"}
 }
 
-func writeFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustLeaf(t *testing.T, certPEM []byte) *x509.Certificate {
-	t.Helper()
-	m, err := loadTLSLeaf(certPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func loadTLSLeaf(certPEM []byte) (*x509.Certificate, error) {
-	b, _ := pem.Decode(certPEM)
-	return x509.ParseCertificate(b.Bytes)
-}
-
-// TestTLSFilesRefusesBadRenewal: changed files that fail the checks are
-// refused and counted, and the previous certificate stays in use; good
-// ones replace it and move the expiry gauge.
 func TestTLSFilesRefusesBadRenewal(t *testing.T) {
 	ca := proctest.NewCA(t, "test-ca")
 	l := proctest.Leaf{CommonName: "redis", DNS: []string{testFQDN}}
@@ -253,15 +228,15 @@ func TestTLSFilesRefusesBadRenewal(t *testing.T) {
 		t.Errorf("expiry gauge %v, want %d", got, first.NotAfter.Unix())
 	}
 	_, otherKey := ca.Issue(t, l)
-	writeFile(t, s.KeyFile, otherKey)
+	proctest.WriteFile(t, s.KeyFile, otherKey)
 	files.reload(zerolog.Nop())
 	if files.current().cert.Leaf != first || testutil.ToFloat64(m.TLSFilesRefused) != 1 {
 		t.Fatalf("a mismatched key was not refused (refused %v)", testutil.ToFloat64(m.TLSFilesRefused))
 	}
 	l.NotAfter = time.Now().Add(48 * time.Hour)
 	c, k := ca.Issue(t, l)
-	writeFile(t, s.CertFile, c)
-	writeFile(t, s.KeyFile, k)
+	proctest.WriteFile(t, s.CertFile, c)
+	proctest.WriteFile(t, s.KeyFile, k)
 	files.reload(zerolog.Nop())
 	got := files.current().cert.Leaf
 	if got.SerialNumber.Cmp(first.SerialNumber) == 0 {
