@@ -15,11 +15,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 func TestFailureEventNoteIsCappedAtTheAPILimit(t *testing.T) {
-	cfg := Config{Identity: Identity{PodName: "redis-1", Namespace: "ns"}}
+	cfg := config.Config{Identity: config.Identity{PodName: "redis-1", Namespace: "ns"}}
 	long := errors.New(strings.Repeat("x", 3000))
 	ev := failureEvent(cfg, "InitFailed", "Init", long, time.Unix(1, 0))
 	if len(ev.Note) != maxEventNote || !strings.HasSuffix(ev.Note, "...") {
@@ -45,7 +46,7 @@ func TestInitFailurePublishedAsEvent(t *testing.T) {
 	}
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-password")
-	cfg := Config{Mode: ModeCluster, Identity: Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
+	cfg := config.Config{Mode: config.ModeCluster, Identity: config.Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
 		RedisConfInclude: filepath.Join(dir, "include.conf"), NodesConf: filepath.Join(dir, "nodes.conf")}
 	err := Init(context.Background(), cfg, zerolog.New(os.Stderr), InitEnv{})
 	if err == nil {
