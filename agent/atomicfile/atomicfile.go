@@ -10,7 +10,7 @@ import (
 	"syscall"
 )
 
-// WriteFileAtomic replaces path with data so that a crash at any instant
+// Write replaces path with data so that a crash at any instant
 // leaves either the old or the new content, never a truncated file: temp file
 // in the same directory, fsync, rename, fsync of the directory. An existing
 // file keeps its mode and owner. Identical content is not rewritten; the

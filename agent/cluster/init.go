@@ -25,7 +25,7 @@ import (
 // this one. The run loop's CLUSTER MEET fixes whatever is left.
 const peerResolveGrace = 10 * time.Second
 
-// initCluster writes the redis.conf include and rewrites nodes.conf so that
+// Init writes the redis.conf include and rewrites nodes.conf so that
 // redis-server starts with its own and every peer's current address.
 // lookup resolves peers' names; nil is the system resolver.
 func Init(ctx context.Context, cfg config.Config, log zerolog.Logger, lookup LookupHost) error {

@@ -17,7 +17,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
 
-// newClusterMode builds cluster mode on the real world: peers by DNS, the
+// NewMode builds cluster mode on the real world: peers by DNS, the
 // StatefulSet from the API, the coordinator chosen by a Lease.
 func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 	var coordinator atomic.Bool

@@ -22,7 +22,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
 
-// clusterEnv is what cluster mode acts through. newClusterMode builds it from
+// clusterEnv is what cluster mode acts through. NewMode builds it from
 // Deps (DNS, the Kubernetes API, a Lease); integration tests build their own
 // with loopback addresses and a fixed coordinator.
 type clusterEnv struct {

@@ -31,7 +31,7 @@ import (
 // a hung node) that resumes may serve writes already queued on its sockets
 // before its once-a-second cron recounts the good replicas.
 
-// fenceMargin is what redis-server adds to min-replicas-max-lag before it
+// FenceMargin is what redis-server adds to min-replicas-max-lag before it
 // refuses writes: the whole-second truncation of the ACK age plus the
 // once-a-second recount.
 const FenceMargin = 2 * time.Second
@@ -50,7 +50,7 @@ func maxSafeLag(downAfter time.Duration) int {
 	return int((downAfter - FenceMargin - 1) / time.Second)
 }
 
-// fenceFor derives the fence for a StatefulSet of pods from the flags:
+// FenceFor derives the fence for a StatefulSet of pods from the flags:
 // --min-replicas-to-write -1 is 1 with more than one pod (0 for a single
 // pod: it has no replica to wait for and no failover to race), and
 // --min-replicas-max-lag 0 is the largest safe value for --down-after.

@@ -11,13 +11,13 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 )
 
-// podIPLookup returns the current IP of the pod a peer DNS name belongs to,
+// PodIPLookup returns the current IP of the pod a peer DNS name belongs to,
 // from the Kubernetes API: the fallback when cluster DNS does not answer
 // for a peer (measured on the e2e cluster: a terminating pod's lookups of
 // its peers failed with NXDOMAIN during its preStop switchover).
 type PodIPLookup func(ctx context.Context, host string) (string, bool)
 
-// redisDial is how the agent reaches redis-servers and Sentinels: its own
+// Dial is how the agent reaches redis-servers and Sentinels: its own
 // short calls with one small pool, short timeouts, no retries (the next
 // pass retries), RESP2 so a loading server still answers AUTH, no CLIENT
 // SETINFO (Redis 7.0 lacks it). The password is read at each connect, and

@@ -15,7 +15,7 @@ type Engine struct {
 
 func (e Engine) String() string { return e.Name + " " + e.Version }
 
-// engineOf reads the engine from INFO server, as parseInfo returns it.
+// EngineOf reads the engine from INFO server, as ParseInfo returns it.
 //
 // Valkey names itself in server_name and reports its version in
 // valkey_version; its redis_version is fixed at 7.2.4 (for clients that

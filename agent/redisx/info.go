@@ -14,9 +14,9 @@ const (
 	RoleReplica = "replica"
 )
 
-// parseInfo reads an INFO or CLUSTER INFO reply ("key:value" lines, any
+// ParseInfo reads an INFO or CLUSTER INFO reply ("key:value" lines, any
 // sections, "#" section headers) into key/value pairs. It is the one parser
-// of that format; replInfo interprets it. Unknown fields are kept, so newer
+// of that format; ReplInfo interprets it. Unknown fields are kept, so newer
 // Redis versions still parse.
 func ParseInfo(reply string) map[string]string {
 	out := map[string]string{}
@@ -32,7 +32,7 @@ func ParseInfo(reply string) map[string]string {
 	return out
 }
 
-// replInfo is INFO replication (plus loading from INFO persistence and the
+// ReplInfo is INFO replication (plus loading from INFO persistence and the
 // engine from INFO server) as both modes read it.
 type ReplInfo struct {
 	Role       string // roleMaster or roleReplica
@@ -56,12 +56,12 @@ type ReplInfo struct {
 	AOF       bool  // aof_enabled:1
 	Keys      int64 // keys in every database (INFO keyspace dbN:keys=)
 	// Engine is from INFO server when the reply has that section; zero
-	// when it has not, or names no engine engineOf can read (informational:
+	// when it has not, or names no engine EngineOf can read (informational:
 	// it never fails the replication read the HA decisions depend on).
 	Engine Engine
 }
 
-// linkStatus is master_link_status as Redis says it: "up" or "down" on a
+// LinkStatus is master_link_status as Redis says it: "up" or "down" on a
 // replica, "" on a master.
 func (r ReplInfo) LinkStatus() string {
 	switch {
@@ -74,7 +74,7 @@ func (r ReplInfo) LinkStatus() string {
 	}
 }
 
-// replicaEntry is one slaveN line of a master's INFO replication.
+// ReplicaEntry is one slaveN line of a master's INFO replication.
 type ReplicaEntry struct {
 	Host   string
 	Port   int
@@ -83,7 +83,7 @@ type ReplicaEntry struct {
 	Lag    int64
 }
 
-// parseReplInfo reads INFO output into replInfo. It fails on a missing role
+// ParseReplInfo reads INFO output into ReplInfo. It fails on a missing role
 // or a field that is not a number where Redis writes one.
 func ParseReplInfo(text string) (ReplInfo, error) {
 	return replInfoOf(ParseInfo(text))

@@ -21,7 +21,7 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug().Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
-// routeLibraryLogs sends the libraries' global loggers through zerolog:
+// RouteLibraryLogs sends the libraries' global loggers through zerolog:
 // go-redis (the adapter above) and client-go's klog (for instance an Event
 // the API server rejected). Both are process-wide; init and run each call
 // this once at start.

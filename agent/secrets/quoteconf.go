@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// quoteConf quotes a value the way redis.conf's parser (sdssplitargs) reads
+// QuoteConf quotes a value the way redis.conf's parser (sdssplitargs) reads
 // it back, so any password survives.
 func QuoteConf(s string) string {
 	var b strings.Builder

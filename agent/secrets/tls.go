@@ -92,7 +92,7 @@ func (s TLSSettings) Validate(redisPort, sentinelPort int) error {
 	return nil
 }
 
-// redisLines are the redis.conf lines of TLS: the TLS port is the one
+// RedisLines are the redis.conf lines of TLS: the TLS port is the one
 // peers, Sentinels and the agent use; plaintext is closed unless a
 // migration keeps a port open.
 func (s TLSSettings) RedisLines(port int, cluster bool) []string {

@@ -122,6 +122,9 @@ func (in *sentinelInit) clk() clock.Clock {
 	return in.clock
 }
 
+// Init is sentinel mode's init container: it decides this pod's role (what
+// a Sentinel majority says, else the Lease holder, else boot fenced) and
+// writes the redis.conf include and sentinel.conf.
 func Init(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log = log.With().Str("component", "init").Str("pod", cfg.PodName).Logger()
 	pw, err := secrets.ReadPasswordFile(cfg.PasswordFile)
@@ -136,7 +139,7 @@ func Init(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pods, err := ExpectedReplicas(ctx, kube, cfg)
+	pods, err := expectedReplicas(ctx, kube, cfg)
 	if err != nil {
 		return err
 	}
@@ -150,7 +153,7 @@ func Init(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 }
 
 // run decides the role and writes both files. Safe to run twice: the same
-// inputs give the same files, and WriteFileAtomic skips identical content.
+// inputs give the same files, and atomicfile.Write skips identical content.
 func (in *sentinelInit) run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.InitTimeout)
 	defer cancel()

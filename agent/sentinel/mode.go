@@ -121,6 +121,8 @@ func (s SentinelStatus) nodeState() nodeState {
 	return nodeState{Reported: s.RedisUp, Role: s.Role, ReplID: s.ReplID, ReplID2: s.ReplID2, Offset: s.Offset, SecondOffset: s.SecondOffset, Fenced: s.Fenced}
 }
 
+// NewMode builds sentinel mode on the real world: the pod count from the
+// StatefulSet, the Lease, and clients for every peer's Redis and Sentinel.
 func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -7,9 +7,9 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
-// ExpectedReplicas is --replicas, or the StatefulSet's spec.replicas when
+// expectedReplicas is --replicas, or the StatefulSet's spec.replicas when
 // that is 0.
-func ExpectedReplicas(ctx context.Context, client kubeapi.Clients, cfg config.Config) (int, error) {
+func expectedReplicas(ctx context.Context, client kubeapi.Clients, cfg config.Config) (int, error) {
 	if cfg.Replicas > 0 {
 		return cfg.Replicas, nil
 	}

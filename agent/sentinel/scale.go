@@ -35,11 +35,11 @@ import (
 // merely terminating).
 //
 // spec.replicas comes from the same cached reader as cluster mode
-// (kubeTopology, at most one read per stsCacheTTL), plus a fresh read when
+// (KubeTopology, at most one read per stsCacheTTL), plus a fresh read when
 // the local Sentinel knows more Sentinels than the span: a scale-up is
 // noticed within a hello period (2 s) of the first new Sentinel starting.
 
-// replicaCounter reads spec.replicas; kubeTopology implements it.
+// replicaCounter reads spec.replicas; KubeTopology implements it.
 type replicaCounter interface {
 	Expected(ctx context.Context) (int, error)
 	ExpectedNow(ctx context.Context) (int, error)

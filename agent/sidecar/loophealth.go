@@ -8,7 +8,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
-// passMark is when the reconcile loop last finished a pass, failed or not,
+// PassMark is when the reconcile loop last finished a pass, failed or not,
 // for /healthz. It has its own lock so that the probe never waits on the
 // mode's: a pass that holds that lock for long must not look like a healthy
 // agent, nor a slow one like a dead agent.
@@ -29,7 +29,7 @@ func (p *PassMark) Get() time.Time {
 	return p.at
 }
 
-// stallLimit is how long the reconcile loop may go without finishing a pass
+// StallLimit is how long the reconcile loop may go without finishing a pass
 // before /healthz calls the agent stuck. Between two finished passes a
 // healthy loop waits at most --resync-interval and then runs one pass:
 // cluster mode bounds a pass by max(--resync-interval, 30s), and every call
@@ -42,7 +42,7 @@ func StallLimit(cfg config.Config) time.Duration {
 	return 2*cfg.ResyncInterval + 2*time.Minute
 }
 
-// loopHealth is /healthz's verdict on the reconcile loop: healthy while
+// LoopHealth is /healthz's verdict on the reconcile loop: healthy while
 // the last pass finished (or, before the first one, the loop started)
 // within limit of now. Times come from the local clock; their monotonic
 // readings keep a wall-clock step from looking like a stall.

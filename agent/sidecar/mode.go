@@ -36,7 +36,7 @@ type Deps struct {
 	Clock    clock.WithTicker
 }
 
-// newHTTPServer is the agent's one HTTP port for a mode. /prestop acts only
+// NewHTTPServer is the agent's one HTTP port for a mode. /prestop acts only
 // while this pod is being deleted (preStopVerdict): the port is open to
 // every pod.
 func NewHTTPServer(cfg config.Config, deps Deps, mode Mode) *httpserver.Server {

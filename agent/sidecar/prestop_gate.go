@@ -52,7 +52,7 @@ func NewSelfPod(cfg config.Config, deps Deps) *selfPod {
 	return &selfPod{kube: deps.Kube, namespace: cfg.Namespace, name: cfg.PodName, clock: deps.Clock}
 }
 
-// selfPodReadTimeout bounds how long a /prestop call tries to read its own
+// SelfPodReadTimeout bounds how long a /prestop call tries to read its own
 // pod. A deletion comes through the API server, so it answered moments ago;
 // when it does not answer now the call is refused rather than trusted.
 const SelfPodReadTimeout = 5 * time.Second

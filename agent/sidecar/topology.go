@@ -15,7 +15,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
-// kubeTopology reads spec.replicas and pod placement of the StatefulSet.
+// KubeTopology reads spec.replicas and pod placement of the StatefulSet.
 // The StatefulSet is read at most once per stsCacheTTL: every agent asks
 // for spec.replicas on every pass, and a scale is seen soon enough within
 // the TTL (the new pods read it fresh when they start).
