@@ -3,15 +3,19 @@ package agent
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
 
-	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/cluster"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
 
 // InitEnv is what init reaches beside the API server; the zero value is the
@@ -19,21 +23,21 @@ import (
 type InitEnv struct {
 	// LookupHost resolves peers' names for cluster mode's nodes.conf
 	// rewrite; nil is the system resolver.
-	LookupHost LookupHost
+	LookupHost cluster.LookupHost
 }
 
 // Init runs once in the initContainer: it decides this pod's role and writes
 // the configuration redis-server (and redis-sentinel) start from.
 // A failure is also published as a Warning Event (InitFailed) on the pod
 // when the init container has an API client.
-func Init(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) error {
-	routeLibraryLogs(log)
+func Init(ctx context.Context, cfg config.Config, log zerolog.Logger, env InitEnv) error {
+	redisx.RouteLibraryLogs(log)
 	var err error
 	switch cfg.Mode {
-	case ModeSentinel:
-		err = initSentinel(ctx, cfg, log)
-	case ModeCluster:
-		err = initCluster(ctx, cfg, log, env)
+	case config.ModeSentinel:
+		err = sentinel.Init(ctx, cfg, log)
+	case config.ModeCluster:
+		err = cluster.Init(ctx, cfg, log, env.LookupHost)
 	default:
 		err = fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
 	}
@@ -47,8 +51,8 @@ func Init(ctx context.Context, cfg Config, log zerolog.Logger, env InitEnv) erro
 // HTTP server, the password watcher and the mode's reconcile loop until ctx
 // ends or one of them fails. A failure other than ctx ending is also
 // published as a Warning Event (AgentFailed) on the pod.
-func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
-	routeLibraryLogs(log)
+func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	redisx.RouteLibraryLogs(log)
 	err := run(ctx, cfg, log)
 	if err != nil && ctx.Err() == nil {
 		reportFailure(cfg, "AgentFailed", "Run", err, log)
@@ -56,13 +60,13 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	return err
 }
 
-func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log = log.With().Str("pod", cfg.PodName).Str("mode", cfg.Mode).Logger()
-	pw, err := NewPassword(cfg.PasswordFile)
+	pw, err := secrets.NewPassword(cfg.PasswordFile)
 	if err != nil {
 		return err
 	}
-	tlsFiles, err := NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{})
+	tlsFiles, err := secrets.NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{})
 	if err != nil {
 		return err
 	}
@@ -72,7 +76,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	rec, stopEvents := kubeapi.NewRecorder(ctx, kube)
 	defer stopEvents()
-	deps := Deps{
+	deps := sidecar.Deps{
 		Log:      log,
 		Kube:     kube,
 		Election: election,
@@ -83,38 +87,23 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Clock:    clock.RealClock{},
 	}
 	tlsFiles.Observe(deps.Metrics)
-	var mode Mode
+	var mode sidecar.Mode
 	switch cfg.Mode {
-	case ModeSentinel:
-		mode, err = newSentinelMode(cfg, deps)
-	case ModeCluster:
-		mode, err = newClusterMode(cfg, deps)
+	case config.ModeSentinel:
+		mode, err = sentinel.NewMode(cfg, deps)
+	case config.ModeCluster:
+		mode, err = cluster.NewMode(cfg, deps)
 	default:
 		err = fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
 	}
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer(cfg, deps, mode)
+	srv := sidecar.NewHTTPServer(cfg, deps, mode)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return pw.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return tlsFiles.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return mode.Run(ctx) })
 	return g.Wait()
-}
-
-// newHTTPServer is the agent's one HTTP port for a mode. /prestop acts only
-// while this pod is being deleted (preStopVerdict): the port is open to
-// every pod.
-func newHTTPServer(cfg Config, deps Deps, mode Mode) *httpserver.Server {
-	return &httpserver.Server{
-		Addr:              cfg.HTTPAddr,
-		Mode:              mode,
-		Metrics:           deps.Metrics,
-		Log:               deps.Log,
-		ProbeTimeout:      2 * time.Second,
-		SwitchoverTimeout: cfg.SwitchoverTimeout,
-		MayStop:           newSelfPod(cfg, deps).Terminating,
-	}
 }

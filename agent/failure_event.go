@@ -10,6 +10,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
@@ -19,7 +20,7 @@ const maxEventNote = 1024
 // failureEvent is the Warning Event that says why init or the sidecar
 // stopped. It is written synchronously: the process exits right after, so
 // the asynchronous recorder would drop it.
-func failureEvent(cfg Config, reason, action string, err error, now time.Time) *eventsv1.Event {
+func failureEvent(cfg config.Config, reason, action string, err error, now time.Time) *eventsv1.Event {
 	note := err.Error()
 	if len(note) > maxEventNote {
 		note = note[:maxEventNote-3] + "..."
@@ -43,7 +44,7 @@ func failureEvent(cfg Config, reason, action string, err error, now time.Time) *
 // reportFailure publishes err as a Warning Event on this pod, best effort:
 // without an API client (the agent-init component mounts no token) or
 // without RBAC create on events, the log line is the only record.
-func reportFailure(cfg Config, reason, action string, err error, log zerolog.Logger) {
+func reportFailure(cfg config.Config, reason, action string, err error, log zerolog.Logger) {
 	if err == nil || cfg.PodName == "" || cfg.Namespace == "" {
 		return
 	}

@@ -15,11 +15,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 )
 
 func TestFailureEventNoteIsCappedAtTheAPILimit(t *testing.T) {
-	cfg := Config{Identity: Identity{PodName: "redis-1", Namespace: "ns"}}
+	cfg := config.Config{Identity: config.Identity{PodName: "redis-1", Namespace: "ns"}}
 	long := errors.New(strings.Repeat("x", 3000))
 	ev := failureEvent(cfg, "InitFailed", "Init", long, time.Unix(1, 0))
 	if len(ev.Note) != maxEventNote || !strings.HasSuffix(ev.Note, "...") {
@@ -45,7 +46,7 @@ func TestInitFailurePublishedAsEvent(t *testing.T) {
 	}
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-password")
-	cfg := Config{Mode: ModeCluster, Identity: Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
+	cfg := config.Config{Mode: config.ModeCluster, Identity: config.Identity{PodName: "redis-3", Namespace: "default"}, Kubeconfig: path, PasswordFile: missing,
 		RedisConfInclude: filepath.Join(dir, "include.conf"), NodesConf: filepath.Join(dir, "nodes.conf")}
 	err := Init(context.Background(), cfg, zerolog.New(os.Stderr), InitEnv{})
 	if err == nil {
@@ -68,22 +69,4 @@ func TestInitFailurePublishedAsEvent(t *testing.T) {
 		}
 	}
 	t.Errorf("no InitFailed Event on pod redis-3 after init failed with %q; events: %+v", err, evs.Items)
-}
-
-// TestInitFailsWhenItsOwnNameNeverResolves: no headless Service (or one of
-// another name) is a deployment error init names, instead of booting with
-// an address nobody can reach.
-func TestInitFailsWhenItsOwnNameNeverResolves(t *testing.T) {
-	cfg := Config{Identity: Identity{PodName: "redis-1", Namespace: "ns", StatefulSet: "redis", Service: "redis-headless"}, InitTimeout: 400 * time.Millisecond}
-	dir := t.TempDir()
-	cfg.RedisConfInclude, cfg.SentinelConf = filepath.Join(dir, "include.conf"), filepath.Join(dir, "sentinel.conf")
-	in := sentinelInit{cfg: cfg, log: zerolog.Nop(), peers: sentinelPeers{Pods: 3, Self: 1, Addr: cfg.PodFQDN,
-		Resolve: func(context.Context, string) error { return errors.New("no such host") }}}
-	err := in.run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), cfg.PodFQDN(1)) || !strings.Contains(err.Error(), "--headless-service (REDIS_HA_HEADLESS_SERVICE) \"redis-headless\"") {
-		t.Fatalf("init whose own name never resolves: err %v; want one naming %s and the flag", err, cfg.PodFQDN(1))
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("init that failed wrote %v", ents)
-	}
 }

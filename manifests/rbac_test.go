@@ -8,8 +8,9 @@ import (
 )
 
 // wantRules is the agent's whole permission set, in rbac.yaml's order: the
-// API calls the agent makes (agent/lease.go, agent/kube.go,
-// agent/cluster_kube.go, client-go tools/events) and nothing else. A new
+// API calls the agent makes (agent/sentinel/lease.go,
+// agent/sentinel/replicas.go, agent/sidecar/topology.go, agent/cluster/kube.go,
+// client-go tools/events) and nothing else. A new
 // permission must be added here on purpose.
 func wantRules(sts string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{

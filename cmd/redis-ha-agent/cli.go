@@ -9,6 +9,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/cluster"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -21,7 +23,7 @@ type Globals struct {
 	Stdout io.Writer
 	// LookupHost resolves peers' DNS names (net.DefaultResolver's in
 	// production, a table in tests).
-	LookupHost agent.LookupHost
+	LookupHost cluster.LookupHost
 }
 
 // CLI is the whole command line. Every flag can also be set by its
@@ -40,7 +42,7 @@ type CLI struct {
 
 // InitCmd runs once in the initContainer.
 type InitCmd struct {
-	agent.Config `embed:""`
+	config.Config `embed:""`
 }
 
 func (c *InitCmd) Run(g *Globals) error {
@@ -53,7 +55,7 @@ func (c *InitCmd) Run(g *Globals) error {
 
 // RunCmd is the long-running sidecar.
 type RunCmd struct {
-	agent.Config `embed:""`
+	config.Config `embed:""`
 }
 
 func (c *RunCmd) Run(g *Globals) error {

@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
-	"github.com/redis-ha-agent/redis-ha-agent/agent"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/cluster"
 )
 
 // NodesconfCmd groups the nodes.conf tools.
@@ -60,8 +60,8 @@ func (c *NodesconfRewriteCmd) Run(g *Globals) error {
 
 // rewrite is the whole command but the exec: the same rewrite as init's in
 // cluster mode, waiting up to --dns-timeout for peers' names.
-func (c *NodesconfRewriteCmd) rewrite(ctx context.Context, log zerolog.Logger, lookup agent.LookupHost, clk clock.Clock) error {
-	_, err := agent.NodesConfRewrite{
+func (c *NodesconfRewriteCmd) rewrite(ctx context.Context, log zerolog.Logger, lookup cluster.LookupHost, clk clock.Clock) error {
+	_, err := cluster.NodesConfRewrite{
 		Path:             c.NodesConf,
 		PodIP:            c.PodIP,
 		Wait:             c.DNSTimeout,

@@ -17,10 +17,11 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis-ha-agent/redis-ha-agent/agent"
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/cluster"
 )
 
 func TestNodesconfRewriteFlags(t *testing.T) {
@@ -78,7 +79,7 @@ func TestNodesconfRewriteFlags(t *testing.T) {
 }
 
 // fakeDNS answers like net.Resolver.LookupHost from a table.
-func fakeDNS(m map[string][]string) agent.LookupHost {
+func fakeDNS(m map[string][]string) cluster.LookupHost {
 	return func(_ context.Context, host string) ([]string, error) {
 		if a, ok := m[host]; ok {
 			return a, nil

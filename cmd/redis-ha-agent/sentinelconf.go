@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/agent"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -37,7 +39,7 @@ type SentinelconfRenderCmd struct {
 	Peers           []string      `name:"peer" env:"REDIS_HA_PEERS" sep:"," placeholder:"[POD=]HOST" help:"A peer pod that exists now (repeatable, or comma-separated in the env var): its FQDN, whose first label is its pod name, or POD=HOST. known-sentinel/known-replica lines for other hosts are dropped."`
 	Out             string        `name:"out" env:"REDIS_HA_SENTINEL_CONF" help:"sentinel.conf to merge into and replace atomically; empty prints a preview (password masked) to stdout."`
 
-	TLS agent.TLSSettings `embed:""`
+	TLS secrets.TLSSettings `embed:""`
 }
 
 // maskedPassword stands in for the password in a preview, so that running
@@ -76,8 +78,8 @@ func (c *SentinelconfRenderCmd) Run(g *Globals) error {
 	if err != nil {
 		return c.paramError(err)
 	}
-	agent.LogSentinelConfWarnings(log, c.Out, ch.Warnings)
-	written, err := agent.WriteFileAtomic(c.Out, out, 0o600)
+	sentinel.LogSentinelConfWarnings(log, c.Out, ch.Warnings)
+	written, err := atomicfile.Write(c.Out, out, 0o600)
 	if err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func (c *SentinelconfRenderCmd) Run(g *Globals) error {
 }
 
 func (c *SentinelconfRenderCmd) params() (sentinelconf.Params, error) {
-	pw, err := agent.ReadPasswordFile(c.PasswordFile)
+	pw, err := secrets.ReadPasswordFile(c.PasswordFile)
 	if err != nil {
 		return sentinelconf.Params{}, err
 	}

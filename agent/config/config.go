@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+)
+
+// Mode names the HA topology a StatefulSet runs.
+const (
+	ModeSentinel = "sentinel"
+	ModeCluster  = "cluster"
+)
+
+// Identity is who this pod is. Kubernetes hands it in through the downward
+// API; outside a pod (tests, status from a workstation) it comes from flags.
+type Identity struct {
+	PodName     string `name:"pod-name" env:"POD_NAME" help:"This pod's name (downward API metadata.name)."`
+	Namespace   string `name:"namespace" env:"POD_NAMESPACE" default:"default" help:"Namespace of the StatefulSet (downward API metadata.namespace)."`
+	PodIP       string `name:"pod-ip" env:"POD_IP" help:"This pod's IP (downward API status.podIP)."`
+	StatefulSet string `name:"statefulset" env:"REDIS_HA_STATEFULSET" help:"StatefulSet name; default: the pod name without its ordinal."`
+	Service     string `name:"headless-service" env:"REDIS_HA_HEADLESS_SERVICE" help:"Headless Service that gives pods DNS names; default: <statefulset>-headless."`
+	Domain      string `name:"cluster-domain" env:"REDIS_HA_CLUSTER_DOMAIN" default:"cluster.local" help:"Kubernetes cluster DNS domain."`
+}
+
+// Config is every setting of init and run. Each field is a flag with an
+// environment variable and a default, so a manifest can set any of them.
+type Config struct {
+	Identity `embed:""`
+
+	Kubeconfig string `name:"kubeconfig" env:"KUBECONFIG" help:"kubeconfig file for running outside a pod; empty uses the pod's service account."`
+	Version    string `kong:"-"`
+
+	Mode     string `name:"mode" env:"REDIS_HA_MODE" enum:"sentinel,cluster" default:"sentinel" help:"HA topology: sentinel (1 master, N replicas, Sentinels) or cluster (Redis Cluster)."`
+	Replicas int    `name:"replicas" env:"REDIS_HA_REPLICAS" default:"0" help:"Expected number of pods; 0 reads spec.replicas of the StatefulSet."`
+
+	RedisPort    int    `name:"redis-port" env:"REDIS_HA_REDIS_PORT" default:"6379" help:"Port redis-server listens on."`
+	SentinelPort int    `name:"sentinel-port" env:"REDIS_HA_SENTINEL_PORT" default:"26379" help:"Port redis-sentinel listens on (sentinel mode)."`
+	PasswordFile string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
+
+	TLS secrets.TLSSettings `embed:""`
+
+	DataDir          string `name:"data-dir" env:"REDIS_HA_DATA_DIR" default:"/data" help:"Redis data directory (the PVC)."`
+	RedisConfInclude string `name:"redis-conf-include" env:"REDIS_HA_REDIS_CONF_INCLUDE" default:"/data/conf/redis-ha.conf" help:"redis.conf include the agent writes (replicaof, announce, auth); include it from your redis.conf."`
+	SentinelConf     string `name:"sentinel-conf" env:"REDIS_HA_SENTINEL_CONF" default:"/data/conf/sentinel.conf" help:"sentinel.conf the agent renders and merges; must be writable by redis-sentinel."`
+	NodesConf        string `name:"nodes-conf" env:"REDIS_HA_NODES_CONF" default:"/data/nodes.conf" help:"Redis Cluster nodes.conf (cluster-config-file) rewritten at init."`
+
+	MasterName         string        `name:"master-name" env:"REDIS_HA_MASTER_NAME" default:"mymaster" help:"Sentinel master name."`
+	Quorum             int           `name:"quorum" env:"REDIS_HA_QUORUM" default:"0" help:"Sentinel quorum; 0 means a majority of the expected pods."`
+	DownAfter          time.Duration `name:"down-after" env:"REDIS_HA_DOWN_AFTER" default:"5s" help:"Sentinel down-after-milliseconds."`
+	FailoverTimeout    time.Duration `name:"failover-timeout" env:"REDIS_HA_FAILOVER_TIMEOUT" default:"60s" help:"Sentinel failover-timeout."`
+	MinReplicasToWrite int           `name:"min-replicas-to-write" env:"REDIS_HA_MIN_REPLICAS_TO_WRITE" default:"-1" help:"Replicas that must have acknowledged a master within --min-replicas-max-lag for it to accept writes (redis.conf min-replicas-to-write): a master cut off from its replicas refuses writes before Sentinel can promote another pod. -1: 1 with more than one pod, 0 for a single pod; 0 turns the fence off."`
+	MinReplicasMaxLag  int           `name:"min-replicas-max-lag" env:"REDIS_HA_MIN_REPLICAS_MAX_LAG" default:"0" help:"Seconds a replica's last acknowledgement counts for --min-replicas-to-write (redis.conf min-replicas-max-lag); 0 derives the largest safe value, the whole seconds below --down-after minus 2s (2 for 5s). A longer one is refused."`
+
+	LeaseName     string        `name:"lease-name" env:"REDIS_HA_LEASE_NAME" help:"coordination.k8s.io Lease name; default: the StatefulSet name."`
+	LeaseDuration time.Duration `name:"lease-duration" env:"REDIS_HA_LEASE_DURATION" default:"15s" help:"How long a Lease holder is trusted without renewing (cluster mode's coordinator Lease: 4 times each Lease timing)."`
+	RenewDeadline time.Duration `name:"renew-deadline" env:"REDIS_HA_RENEW_DEADLINE" default:"10s" help:"A holder that cannot renew within this fences itself (must be shorter than --lease-duration)."`
+	RetryPeriod   time.Duration `name:"retry-period" env:"REDIS_HA_RETRY_PERIOD" default:"2s" help:"Interval between Lease attempts and a master's reconcile passes; a sentinel-mode master writes its Lease every third of --lease-duration (at most half of --renew-deadline)."`
+	RoleLabel     string        `name:"role-label" env:"REDIS_HA_ROLE_LABEL" default:"redis-ha-agent/role" help:"Pod label key carrying master/replica, selected by the -master and -replicas Services."`
+
+	HTTPAddr          string        `name:"http-addr" env:"REDIS_HA_HTTP_ADDR" default:":8080" help:"Address of the probe, status, metrics and preStop HTTP server."`
+	ResyncInterval    time.Duration `name:"resync-interval" env:"REDIS_HA_RESYNC_INTERVAL" default:"10s" help:"Period of the full reconcile pass that backs up event-driven passes."`
+	SwitchoverTimeout time.Duration `name:"switchover-timeout" env:"REDIS_HA_SWITCHOVER_TIMEOUT" default:"30s" help:"Longest a preStop switchover may take; keep under terminationGracePeriodSeconds."`
+	ElectionWait      time.Duration `name:"election-wait" env:"REDIS_HA_ELECTION_WAIT" default:"30s" help:"Sentinel mode, cold start (no Sentinel majority names a master): how long the election waits for every pod to report its data before a majority elects without the missing ones. A missing pod may hold the newest data (the last master, its volume slow to re-attach): raise this where volumes attach slowly; 0 waits for every pod without limit."`
+	InitTimeout       time.Duration `name:"init-timeout" env:"REDIS_HA_INIT_TIMEOUT" default:"60s" help:"Longest init waits for its own DNS name and peers."`
+
+	ClusterReplicas int    `name:"cluster-replicas" env:"REDIS_HA_CLUSTER_REPLICAS" default:"1" help:"Replicas per master when the cluster is created (cluster mode)."`
+	ScaleOutAs      string `name:"scale-out-as" env:"REDIS_HA_SCALE_OUT_AS" enum:"replica,master" default:"replica" help:"How pods added after creation join: as replicas of the master with the fewest, or as masters with slots moved to them."`
+}
+
+var ordinalSuffix = regexp.MustCompile(`^(.+)-(\d+)$`)
+
+// Validate checks the settings and fills the defaults derived from others.
+// Errors name the flag, its environment variable, the value and the fix.
+func (c *Config) Validate() error {
+	if c.PodName == "" {
+		return fmt.Errorf("--pod-name (POD_NAME) is empty: set it from the downward API (fieldRef metadata.name)")
+	}
+	m := ordinalSuffix.FindStringSubmatch(c.PodName)
+	if c.StatefulSet == "" {
+		if m == nil {
+			return fmt.Errorf("--pod-name (POD_NAME) %q has no -<ordinal> suffix: run in a StatefulSet pod or set --statefulset (REDIS_HA_STATEFULSET)", c.PodName)
+		}
+		c.StatefulSet = m[1]
+	}
+	if !strings.HasPrefix(c.PodName, c.StatefulSet+"-") {
+		return fmt.Errorf("--pod-name (POD_NAME) %q is not a pod of --statefulset (REDIS_HA_STATEFULSET) %q: names must be <statefulset>-<ordinal>", c.PodName, c.StatefulSet)
+	}
+	if _, err := strconv.Atoi(strings.TrimPrefix(c.PodName, c.StatefulSet+"-")); err != nil {
+		return fmt.Errorf("--pod-name (POD_NAME) %q has no numeric ordinal after %q", c.PodName, c.StatefulSet+"-")
+	}
+	if c.Service == "" {
+		c.Service = c.StatefulSet + "-headless"
+	}
+	if c.LeaseName == "" {
+		c.LeaseName = c.StatefulSet
+	}
+	if c.PodIP != "" && net.ParseIP(c.PodIP) == nil {
+		return fmt.Errorf("--pod-ip (POD_IP) %q is not an IP address: set it from the downward API (fieldRef status.podIP)", c.PodIP)
+	}
+	if c.Mode == ModeCluster && c.PodIP == "" {
+		return fmt.Errorf("--pod-ip (POD_IP) is empty: cluster mode writes it into nodes.conf; set it from the downward API (fieldRef status.podIP)")
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("--replicas (REDIS_HA_REPLICAS) %d is negative: give the pod count, or 0 to read it from the StatefulSet", c.Replicas)
+	}
+	if c.RenewDeadline >= c.LeaseDuration {
+		return fmt.Errorf("--renew-deadline (REDIS_HA_RENEW_DEADLINE) %s must be shorter than --lease-duration (REDIS_HA_LEASE_DURATION) %s, so a master fences itself before its Lease can pass to another pod", c.RenewDeadline, c.LeaseDuration)
+	}
+	if c.ElectionWait < 0 {
+		return fmt.Errorf("--election-wait (REDIS_HA_ELECTION_WAIT) %s is negative: give a duration such as 30s, or 0 to wait for every pod without limit", c.ElectionWait)
+	}
+	if c.RetryPeriod <= 0 || c.RetryPeriod >= c.RenewDeadline {
+		return fmt.Errorf("--retry-period (REDIS_HA_RETRY_PERIOD) %s must be above 0 and shorter than --renew-deadline %s", c.RetryPeriod, c.RenewDeadline)
+	}
+	// A master notices a missed deadline at its next pass, at most one
+	// retry period late; peers take its Lease only after the duration.
+	if c.RenewDeadline+c.RetryPeriod >= c.LeaseDuration {
+		return fmt.Errorf("--renew-deadline %s plus --retry-period %s must be shorter than --lease-duration (REDIS_HA_LEASE_DURATION) %s: a master fences at most one retry period after its deadline, and that must be before its Lease can pass to another pod", c.RenewDeadline, c.RetryPeriod, c.LeaseDuration)
+	}
+	if c.DownAfter < 100*time.Millisecond {
+		return fmt.Errorf("--down-after (REDIS_HA_DOWN_AFTER) %s is too short for Sentinel: use 100ms or more", c.DownAfter)
+	}
+	if c.Mode == ModeSentinel {
+		if c.MinReplicasToWrite < -1 {
+			return fmt.Errorf("--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) %d is not a replica count: use -1 (the default: 1 with more than one pod), 0 (no fence) or a count", c.MinReplicasToWrite)
+		}
+		// The pod count is known only at init (the default -1 fences
+		// nothing for a single pod); an explicit fence or max-lag must fit
+		// --down-after now.
+		if c.MinReplicasMaxLag < 0 || c.MinReplicasToWrite > 0 || (c.MinReplicasToWrite < 0 && c.MinReplicasMaxLag > 0) {
+			if err := checkFenceTiming(c.MinReplicasMaxLag, c.DownAfter); err != nil {
+				return err
+			}
+		}
+	}
+	for name, p := range map[string]int{"--redis-port (REDIS_HA_REDIS_PORT)": c.RedisPort, "--sentinel-port (REDIS_HA_SENTINEL_PORT)": c.SentinelPort} {
+		if p <= 0 || p > 65535 {
+			return fmt.Errorf("%s %d is not a TCP port", name, p)
+		}
+	}
+	if err := c.TLS.Validate(c.RedisPort, c.SentinelPort); err != nil {
+		return err
+	}
+	if c.Mode == ModeCluster && c.ClusterReplicas < 0 {
+		return fmt.Errorf("--cluster-replicas (REDIS_HA_CLUSTER_REPLICAS) %d is negative", c.ClusterReplicas)
+	}
+	return nil
+}
+
+// Ordinal is this pod's StatefulSet ordinal. Call after Validate.
+func (c *Config) Ordinal() int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(c.PodName, c.StatefulSet+"-"))
+	return n
+}
+
+// PodFQDN is the stable DNS name of the pod with the given ordinal, served by
+// the headless Service; Redis and Sentinel announce and address peers by it so
+// a new pod IP never leaves a stale address behind.
+func (c *Config) PodFQDN(ordinal int) string {
+	return fmt.Sprintf("%s-%d.%s.%s.svc.%s", c.StatefulSet, ordinal, c.Service, c.Namespace, c.Domain)
+}
+
+// PodNameOf is the pod name of an ordinal.
+func (c *Config) PodNameOf(ordinal int) string {
+	return fmt.Sprintf("%s-%d", c.StatefulSet, ordinal)
+}

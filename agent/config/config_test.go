@@ -1,0 +1,68 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func validConfig() Config {
+	return Config{
+		Identity: Identity{PodName: "redis-1", Namespace: "ns"}, Mode: ModeSentinel,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		DownAfter: 5 * time.Second, RedisPort: 6379, SentinelPort: 26379,
+	}
+}
+
+// TestConfigValidate: each bad setting is refused with an error that names
+// the flag (and its variable) and the value; the defaults derived from the
+// pod name are filled in.
+func TestConfigValidate(t *testing.T) {
+	c := validConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	if c.StatefulSet != "redis" || c.Service != "redis-headless" || c.LeaseName != "redis" {
+		t.Errorf("derived defaults: statefulset %q service %q lease %q; want redis, redis-headless, redis", c.StatefulSet, c.Service, c.LeaseName)
+	}
+	cases := map[string]struct {
+		mutate func(*Config)
+		want   []string
+	}{
+		"NoPodName":        {func(c *Config) { c.PodName = "" }, []string{"--pod-name (POD_NAME)"}},
+		"NoOrdinal":        {func(c *Config) { c.PodName = "redis" }, []string{"--pod-name (POD_NAME)", `"redis"`}},
+		"OtherStatefulSet": {func(c *Config) { c.StatefulSet = "cache" }, []string{"--statefulset", `"cache"`}},
+		"BadPodIP":         {func(c *Config) { c.PodIP = "10.0.0" }, []string{"--pod-ip (POD_IP)", `"10.0.0"`}},
+		"ClusterNoPodIP":   {func(c *Config) { c.Mode = ModeCluster }, []string{"--pod-ip (POD_IP) is empty"}},
+		"NegativeReplicas": {func(c *Config) { c.Replicas = -1 }, []string{"--replicas (REDIS_HA_REPLICAS) -1"}},
+		"DeadlineNotShorter": {func(c *Config) { c.RenewDeadline = 15 * time.Second },
+			[]string{"--renew-deadline (REDIS_HA_RENEW_DEADLINE) 15s", "--lease-duration"}},
+		"RetryNotShorter": {func(c *Config) { c.RetryPeriod = 10 * time.Second },
+			[]string{"--retry-period (REDIS_HA_RETRY_PERIOD) 10s"}},
+		"DeadlinePlusRetryReachesDuration": {func(c *Config) { c.RenewDeadline, c.RetryPeriod = 12*time.Second, 3*time.Second },
+			[]string{"--renew-deadline 12s plus --retry-period 3s", "--lease-duration (REDIS_HA_LEASE_DURATION) 15s"}},
+		"DownAfterTooShort": {func(c *Config) { c.DownAfter = time.Millisecond }, []string{"--down-after (REDIS_HA_DOWN_AFTER) 1ms"}},
+		"BadPort":           {func(c *Config) { c.RedisPort = 70000 }, []string{"--redis-port (REDIS_HA_REDIS_PORT) 70000"}},
+		"MaxLagReachesDownAfter": {func(c *Config) { c.MinReplicasToWrite, c.MinReplicasMaxLag = -1, 3 },
+			[]string{"--min-replicas-max-lag (REDIS_HA_MIN_REPLICAS_MAX_LAG) 3", "--down-after (REDIS_HA_DOWN_AFTER) 5s", "use at most 2"}},
+		"ExplicitFenceDownAfterTooShort": {func(c *Config) { c.MinReplicasToWrite, c.DownAfter = 1, 2*time.Second },
+			[]string{"--down-after (REDIS_HA_DOWN_AFTER) 2s", "--min-replicas-to-write 0"}},
+		"NegativeElectionWait":           {func(c *Config) { c.ElectionWait = -time.Second }, []string{"--election-wait (REDIS_HA_ELECTION_WAIT) -1s", "0 to wait"}},
+		"MinReplicasToWriteBelowDefault": {func(c *Config) { c.MinReplicasToWrite = -2 }, []string{"--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) -2"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := validConfig()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate accepted %+v", c)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}

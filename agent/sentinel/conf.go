@@ -1,0 +1,135 @@
+package sentinel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
+)
+
+// redisInclude is the redis.conf include init writes. master < 0 means the
+// role is unknown: the server boots fenced, a replica of its own address
+// on port 0, which refuses writes (READONLY) and never syncs, yet keeps the
+// replid and offset it loaded from its RDB for the election; INFO still
+// shows which pod is waiting. Booting as a master with an impossible
+// min-replicas-to-write would let Sentinel see a second master.
+//
+// Port 0, not the server's own port: a connect to port 0 fails at once,
+// while a replica of its own TLS port blocks in its own synchronous TLS
+// handshake for repl-syncio-timeout (5 s) at every retry (once a second),
+// so the fenced server answered nothing — not the agent's INFO, not a
+// Sentinel — for seconds at a time (measured with redis-server 7.0.15:
+// PING took 5.09 s; with port 0, 0.1 s, as with Redis 8.0 and Valkey 8.0
+// and 8.1). In plaintext the self-connection only spun a futile
+// PSYNC loop; port 0 serves both.
+func redisInclude(cfg config.Config, pods int, self string, masterHost string, password string) ([]byte, error) {
+	fence, err := config.FenceFor(cfg, pods)
+	if err != nil {
+		return nil, err
+	}
+	if password != "" && !sentinelconf.RewriteSafe(password) {
+		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
+	}
+	role, port := "replica of "+masterHost, cfg.RedisPort
+	if masterHost == self {
+		role, port = "fenced: replica of its own address on port 0 (connects nowhere) until the sidecar's election decides (no master known)", 0
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by redis-ha-agent init at every pod start; edits are overwritten.\n# Role at start: %s\n", role)
+	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", self, cfg.RedisPort)
+	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, port)
+	// Every pod gets the fence: it applies from the moment Sentinel or the
+	// election makes the pod master (agent/config/fence.go has the timing).
+	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag %d\n", fence.ToWrite, fence.MaxLag)
+	if password != "" {
+		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
+	}
+	if cfg.TLS.Enabled() {
+		b.WriteString(strings.Join(cfg.TLS.RedisLines(cfg.RedisPort, false), "\n") + "\n")
+	}
+	return []byte(b.String()), nil
+}
+
+// rewriteIncludeAuth replaces the auth lines of the include, keeping the
+// rest (the role it was written with at init).
+func rewriteIncludeAuth(path, password string) error {
+	if password != "" && !sentinelconf.RewriteSafe(password) {
+		return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s to rotate its password: %w", path, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		if strings.HasPrefix(l, "masterauth ") || strings.HasPrefix(l, "requirepass ") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if password != "" {
+		lines = append(lines, "masterauth "+password, "requirepass "+password)
+	}
+	if _, err := atomicfile.Write(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("rotate the password in %s: %w", path, err)
+	}
+	return nil
+}
+
+// sentinelFile merges the agent's lines into the existing sentinel.conf.
+// With a master unknown (MasterHost "") it has no monitor at all: a Sentinel
+// monitoring a pod that booted fenced would see a "master" that reports
+// replica, try to fail it over, and — several of them agreeing — look like
+// a Sentinel majority for a pod that has no right to be master. The sidecar
+// issues SENTINEL MONITOR once the Lease or the election names the master.
+func sentinelFile(existing []byte, p sentinelconf.Params) ([]byte, sentinelconf.Changes, error) {
+	if p.MasterHost == "" {
+		p.MasterPort = 0
+	}
+	return sentinelconf.Merge(existing, p)
+}
+
+// LogSentinelConfWarnings logs, once each, the lines of sentinel.conf at
+// path that the merge did not understand (sentinelconf.Changes.Warnings). It logs the directive
+// name and line number only: the line itself may hold a password (a newer
+// engine's auth directive is exactly what would be unknown here). Both the
+// agent's init and the sentinelconf command log through it.
+func LogSentinelConfWarnings(log zerolog.Logger, path string, ws []sentinelconf.Warning) {
+	for _, w := range ws {
+		log.Warn().Str("file", path).Int("line", w.Line).Str("directive", w.Directive).
+			Msg("sentinel.conf has a directive this agent does not know (a newer engine's, or a typo); kept as written unless it is about a master the file no longer monitors: if redis-sentinel refuses it at start, remove the line")
+	}
+}
+
+// readIfExists reads a config file; a missing one is empty.
+func readIfExists(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// writeConf writes a config file atomically with mode 0600 (it may hold the
+// password), creating its directory.
+func writeConf(path string, data []byte) (bool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("create directory for %s: %w", path, err)
+	}
+	return atomicfile.Write(path, data, 0o600)
+}
+
+func quorumOf(cfg config.Config, pods int) int {
+	if cfg.Quorum > 0 {
+		return cfg.Quorum
+	}
+	return pods/2 + 1
+}

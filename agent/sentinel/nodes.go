@@ -1,0 +1,65 @@
+package sentinel
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
+)
+
+// redisNode is the few calls sentinel mode makes on a redis-server; the
+// go-redis adapter (goredis.go) implements it, unit tests fake it.
+type redisNode interface {
+	// Ping succeeds while redis-server answers, LOADING included.
+	Ping(ctx context.Context) error
+	Replication(ctx context.Context) (redisx.ReplInfo, error)
+	// ReplicaOf points the server at host:port; host "" means NO ONE.
+	ReplicaOf(ctx context.Context, host string, port int) error
+	PauseWrites(ctx context.Context, d time.Duration) error
+	Unpause(ctx context.Context) error
+	// KillNormalClients drops client connections (not replicas, not pub/sub
+	// of Sentinels) so paused writes fail instead of vanishing.
+	KillNormalClients(ctx context.Context) error
+	ConfigSet(ctx context.Context, param, value string) error
+	Close() error
+}
+
+// sentinelNode is the few calls sentinel mode makes on a redis-sentinel.
+type sentinelNode interface {
+	// MasterAddr is SENTINEL GET-MASTER-ADDR-BY-NAME; ok is false when the
+	// Sentinel monitors no master of that name.
+	MasterAddr(ctx context.Context, name string) (host string, port int, ok bool, err error)
+	// Monitor replaces whatever the Sentinel monitors under name with
+	// host:port and re-applies the settings (quorum, timings, auth-pass).
+	Monitor(ctx context.Context, name, host string, port int, s monitorSettings) error
+	// ApplyPassword sets the password the Sentinel uses for the master
+	// (auth-pass), for its peers (sentinel-pass) and requires from clients.
+	ApplyPassword(ctx context.Context, name, password string) error
+	Failover(ctx context.Context, name string) error
+	// Reset is SENTINEL RESET: forget replicas and peers and rediscover
+	// them from the master at once (its next INFO), not in up to 10s.
+	Reset(ctx context.Context, name string) error
+	// SwitchMaster delivers a value for every +switch-master message until
+	// ctx ends; the channel closes then.
+	SwitchMaster(ctx context.Context) <-chan struct{}
+	// FailingOver: the Sentinel is failing over the master of name.
+	FailingOver(ctx context.Context, name string) (bool, error)
+	// Members is SENTINEL MASTER, SENTINELS and REPLICAS of name; ok is
+	// false when the Sentinel monitors no master of that name.
+	Members(ctx context.Context, name string) (ms sentinelMembers, ok bool, err error)
+	// SetQuorum is SENTINEL SET name quorum n.
+	SetQuorum(ctx context.Context, name string, n int) error
+	// Shutdown stops the Sentinel process (its container restarts it):
+	// the only way to make redis-sentinel load renewed TLS files.
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// monitorSettings is what SENTINEL MONITOR forgets and the agent re-applies.
+type monitorSettings struct {
+	Quorum          int
+	DownAfter       time.Duration
+	FailoverTimeout time.Duration
+	ParallelSyncs   int
+	AuthPass        string
+}
