@@ -2,7 +2,9 @@ package monitoring
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -139,4 +141,19 @@ func str(v any) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
+}
+
+// TestStrictDecodingRefusesTypos: promcheck build refuses a PodMonitor
+// with a misspelt field, which the API server would silently prune (so
+// TestComponentBuilds' decoding can fail).
+func TestStrictDecodingRefusesTypos(t *testing.T) {
+	pc := promcheck(t)
+	out, err := exec.Command(pc, "build", "testdata/invalid").CombinedOutput()
+	if err == nil {
+		t.Fatalf("promcheck build accepted a PodMonitor with podMetricEndpoints:\n%s", out)
+	}
+	if !strings.Contains(string(out), "does not decode strictly") || !strings.Contains(string(out), "podMetricEndpoints") {
+		t.Errorf("promcheck build failed, but not on the misspelt field: %s", out)
+	}
+	t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
 }
