@@ -12,10 +12,10 @@
 //   - every series a rule or a dashboard panel names is one a real agent
 //     exports (its own registry, promcheck series) or `up`.
 //
-// promtool (github.com/prometheus/prometheus/cmd/promtool, the version in
-// promtoolVersion) is built by the tests into the e2e cache
-// ($REDIS_HA_E2E_CACHE, else $XDG_CACHE_HOME or ~/.cache, then
-// redis-ha-agent-e2e) on first use. promcheck/ is a module of its own: the
+// promtool (github.com/prometheus/prometheus/cmd/promtool) is built by
+// e2e/hack/build-promtool.sh into the e2e cache ($REDIS_HA_E2E_CACHE, else
+// $XDG_CACHE_HOME or ~/.cache, then redis-ha-agent-e2e) on first use; make
+// test runs the script in its first phase. promcheck/ is a module of its own: the
 // operator's types and Prometheus' parser need k8s.io v0.37, and the e2e
 // module stays on v0.34.4.
 package monitoring

@@ -16,8 +16,8 @@ import (
 )
 
 const (
-	// promtoolVersion is the Prometheus module promtool is built from
-	// (v0.316.0 is Prometheus 3.16.0).
+	// promtoolVersion is e2e/hack/build-promtool.sh's default, named in
+	// error messages.
 	promtoolVersion = "v0.316.0"
 	promtoolPkg     = "github.com/prometheus/prometheus/cmd/promtool"
 	repoRoot        = "../.."
@@ -38,37 +38,26 @@ func cacheDir(t *testing.T) string {
 	return filepath.Join(d, "redis-ha-agent-e2e")
 }
 
-// promtool returns the path of promtool, building it into the cache with
-// `go install` the first time (about 10 minutes cold on 2 cores: the
-// module's dependency tree is large). The build goes to a temporary
-// directory and is renamed into place, so an interrupted build leaves
-// nothing a later run would take for a finished one.
+// promtool returns the path of promtool, built into the e2e cache by
+// e2e/hack/build-promtool.sh (the script make test runs in its first
+// phase) if it is not there yet (minutes: the module's dependency tree
+// is large; README.md "Monitoring" has the measured time).
 func promtool(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(cacheDir(t), "promtool-"+promtoolVersion)
-	bin := filepath.Join(dir, "promtool")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("promtool cache dir: %v", err)
-	}
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		t.Fatalf("promtool build dir: %v", err)
-	}
-	defer os.RemoveAll(tmp)
-	t.Logf("building %s@%s into %s (once; needs the Go module proxy)", promtoolPkg, promtoolVersion, dir)
+	var out, errOut bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join(repoRoot, "e2e", "hack", "build-promtool.sh"), cacheDir(t))
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
-	cmd := exec.Command("go", "install", promtoolPkg+"@"+promtoolVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go install %s@%s failed: %v\n%s\npromtool is needed to check and test the alert rules; fix the error above (Go toolchain, module proxy), or build it by hand: GOBIN=%s go install %s@%s", promtoolPkg, promtoolVersion, err, out, dir, promtoolPkg, promtoolVersion)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("e2e/hack/build-promtool.sh: %v\n%s\npromtool checks and tests the alert rules; the script builds it with `go install %s@%s` (Go toolchain and module proxy needed): fix the error above, or run the script by hand", err, errOut.String(), promtoolPkg, promtoolVersion)
 	}
-	if err := os.Rename(filepath.Join(tmp, "promtool"), bin); err != nil {
-		t.Fatalf("move promtool into the cache: %v", err)
+	if errOut.Len() > 0 {
+		t.Logf("build-promtool.sh (%s): %s", time.Since(start).Round(time.Second), strings.TrimSpace(errOut.String()))
 	}
-	t.Logf("built promtool in %s", time.Since(start).Round(time.Second))
+	bin := strings.TrimSpace(out.String())
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("e2e/hack/build-promtool.sh printed %q, which is not a file: %v", bin, err)
+	}
 	return bin
 }
 
