@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -35,10 +36,10 @@ func names(in io.Reader, out io.Writer) error {
 			}
 			name := vs.Name
 			for _, m := range vs.LabelMatchers {
-				if m.Name == labels.MetricName && m.Type != labels.MatchEqual {
+				if m.Name == model.MetricNameLabel && m.Type != labels.MatchEqual {
 					selErr = fmt.Errorf("%q: selector %s matches names by %s, which cannot be checked", e, vs, m.Type)
 				}
-				if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 					name = m.Value
 				}
 			}
