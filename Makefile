@@ -11,7 +11,7 @@ FUZZTIME      ?= 300000x
 # budget; make fuzz alone runs FUZZTIME.
 CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s promtool monitoring images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image image-docker clean
+.PHONY: all build deps k8s monitoring-tools monitoring images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults test demo image image-docker clean
 
 all: build
 
@@ -27,11 +27,12 @@ deps:
 k8s:
 	bash e2e/hack/build-k8s.sh >/dev/null
 
-# promtool, built from the Prometheus module once and cached beside the
-# Kubernetes binaries; e2e/monitoring checks and unit-tests the alert
-# rules with it.
-promtool:
+# What e2e/monitoring runs: promtool, built from the Prometheus module once
+# and cached beside the Kubernetes binaries, and its helper promcheck
+# (compiled here into the Go build cache, so the test only links it).
+monitoring-tools:
 	bash e2e/hack/build-promtool.sh >/dev/null
+	cd e2e/monitoring/promcheck && $(GO) build -o /dev/null .
 
 # The container images real nodes run (agent, pause, Redis and Valkey from
 # Debian root filesystems), built without a registry and cached by content;
@@ -81,7 +82,7 @@ E2E_FLAGS     ?=
 # (every run has its own network namespaces). The suites mostly wait on
 # failovers and restarts, so two share the 2 cores well.
 E2E_PARALLEL  ?= 2
-e2e: deps k8s images build promtool
+e2e: deps k8s images build monitoring-tools
 	cd e2e && $(GO) test -p $(E2E_PARALLEL) -count=1 -timeout 70m $(E2E_FLAGS) -skip '^($(E2E_LONG))$$' ./...
 
 e2e-rbac: deps k8s images build
@@ -95,7 +96,7 @@ e2e-long: e2e-rbac
 # The monitoring component's checks alone (no cluster): promtool on the
 # alert rules, the objects against prometheus-operator's types, the
 # dashboard's series. make e2e runs them too.
-monitoring: promtool
+monitoring: monitoring-tools
 	cd e2e && $(GO) test -count=1 -v ./monitoring
 
 e2e-real: deps k8s images build
@@ -112,7 +113,7 @@ bench: deps build
 faults: deps build
 	cd e2e/faults && FAULTS=all FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Faults' -v -count=1 -timeout 120m .
 
-# make test: after deps, lint, the Kubernetes build, the images and the
+# make test: after deps, lint, the Kubernetes build, promtool, the images and the
 # fuzzing run at once (the Kubernetes build leaves a core idle while it
 # links, the images wait on the Debian mirror and dpkg; fuzzing counts
 # executions, not time, so sharing the CPU only slows it), then the unit and
@@ -124,7 +125,7 @@ test:
 	$(PHASE) deps
 	@$(SUBMAKE) deps
 	$(PHASE) lint, Kubernetes build, promtool, images and fuzzing at once
-	@$(SUBMAKE) -j5 lint k8s promtool engine-roots fuzz FUZZTIME=$(CI_FUZZTIME)
+	@$(SUBMAKE) -j5 lint k8s monitoring-tools engine-roots fuzz FUZZTIME=$(CI_FUZZTIME)
 	$(PHASE) unit
 	@$(SUBMAKE) unit
 	$(PHASE) e2e
