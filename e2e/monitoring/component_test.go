@@ -3,6 +3,7 @@ package monitoring
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,4 +157,78 @@ func TestStrictDecodingRefusesTypos(t *testing.T) {
 		t.Errorf("promcheck build failed, but not on the misspelt field: %s", out)
 	}
 	t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
+}
+
+// TestREADMESnippets: README.md's kustomization that enables the component
+// builds (with the paths it names, relative to manifests/overlays/X) and
+// labels the objects for Prometheus' selector; its patches leave out the
+// rules and the dashboard and nothing else.
+func TestREADMESnippets(t *testing.T) {
+	readme, err := os.ReadFile(repoRoot + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests, err := filepath.Abs(repoRoot + "/manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snippets are written for a directory two levels below manifests/;
+	// kustomize takes only relative paths.
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enable := strings.ReplaceAll(yamlAfter(t, readme, "<!-- monitoring-enable"), "../../", rel+"/")
+	leaveOut := yamlAfter(t, readme, "<!-- monitoring-leave-out")
+	pc := promcheck(t)
+
+	kinds := func(yaml string) map[string]object {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]object{}
+		for _, o := range build(t, pc, dir) {
+			m[o.kind()+"/"+o.name()] = o
+		}
+		return m
+	}
+	full := kinds(enable)
+	for _, k := range []string{"PodMonitor/redis-agent", "PrometheusRule/redis-ha-agent", "ConfigMap/redis-ha-agent-dashboard"} {
+		o, ok := full[k]
+		if !ok {
+			t.Errorf("README's kustomization builds no %s", k)
+			continue
+		}
+		if l := get(o, "metadata", "labels", "release"); l != "kube-prometheus-stack" {
+			t.Errorf("%s label release = %v, want kube-prometheus-stack (README's labels:)", k, l)
+		}
+	}
+	without := kinds(enable + leaveOut)
+	for k := range full {
+		_, kept := without[k]
+		gone := k == "PrometheusRule/redis-ha-agent" || k == "ConfigMap/redis-ha-agent-dashboard"
+		if kept == gone {
+			t.Errorf("with README's patches %s kept = %v, want %v", k, kept, !gone)
+		}
+	}
+}
+
+// yamlAfter returns the first ```yaml block after marker in a document.
+func yamlAfter(t *testing.T, doc []byte, marker string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(string(doc), marker)
+	if !ok {
+		t.Fatalf("README.md has no %s marker", marker)
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	if !ok {
+		t.Fatalf("README.md has no ```yaml block after %s", marker)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("README.md's ```yaml block after %s is not closed", marker)
+	}
+	return block
 }
