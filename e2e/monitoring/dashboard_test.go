@@ -126,3 +126,57 @@ func TestSeriesCheckCatchesDrift(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEMetricsTable: README.md's metrics table, which the alerts
+// table and the dashboard refer users to, lists exactly the agent's own
+// series (histograms by family name; `a_total` / `_b_total` rows name two).
+func TestREADMEMetricsTable(t *testing.T) {
+	readme, err := os.ReadFile(repoRoot + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n### Metrics\n")
+	if !ok {
+		t.Fatal("README.md has no ### Metrics section")
+	}
+	sec, _, _ = strings.Cut(sec, "\n### ")
+	documented := map[string]bool{}
+	prev := ""
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)(?:\\{[a-z,]+\\})?`(?: / `(_[a-z_]+)`)?").FindAllStringSubmatch(sec, -1) {
+		documented[m[1]] = true
+		prev = m[1]
+		if short := m[2]; short != "" {
+			// `redis_ha_agent_reconcile_passes_total` / `_errors_total`
+			segs := strings.Split(prev, "_")
+			n := len(strings.Split(short, "_")) - 1
+			documented[strings.Join(segs[:len(segs)-n], "_")+short] = true
+		}
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found only %v in README.md's metrics table", documented)
+	}
+	pc := promcheck(t)
+	agent := map[string]bool{}
+	for n := range exported(t, pc) {
+		if !strings.HasPrefix(n, "redis_ha_agent_") {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(n, "_bucket"):
+			n = strings.TrimSuffix(n, "_bucket")
+		case strings.HasSuffix(n, "_sum"), strings.HasSuffix(n, "_count"):
+			continue // a histogram's, named by its family
+		}
+		agent[n] = true
+	}
+	for n := range agent {
+		if !documented[n] {
+			t.Errorf("the agent exports %s, which README.md's metrics table does not list", n)
+		}
+	}
+	for n := range documented {
+		if !agent[n] {
+			t.Errorf("README.md's metrics table lists %s, which the agent does not export", n)
+		}
+	}
+}

@@ -10,7 +10,10 @@
 //     testdata/rules_test.yaml, which has a firing and a quiet case for
 //     every alert (checked);
 //   - every series a rule or a dashboard panel names is one a real agent
-//     exports (its own registry, promcheck series) or `up`.
+//     exports (its own registry, promcheck series) or `up`, and README.md's
+//     metrics table lists exactly the agent's series;
+//   - README.md's snippets that enable the component and leave out its
+//     rules and dashboard build as it says.
 //
 // promtool (github.com/prometheus/prometheus/cmd/promtool) is built by
 // e2e/hack/build-promtool.sh into the e2e cache ($REDIS_HA_E2E_CACHE, else
