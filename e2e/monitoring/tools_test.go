@@ -78,7 +78,7 @@ func promcheck(t *testing.T) string {
 		cmd.Dir = "promcheck"
 		cmd.Env = append(os.Environ(), "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			promcheckBin.err = fmt.Sprintf("build e2e/monitoring/promcheck: %v\n%s", err, out)
+			promcheckBin.err = fmt.Sprintf("build e2e/monitoring/promcheck: %v\n%s\nthe checks run this helper, built with the go command (the Go toolchain on PATH, the module proxy for its modules); `cd e2e/monitoring/promcheck && go build .` shows the same error", err, out)
 			return
 		}
 		promcheckBin.path = bin
