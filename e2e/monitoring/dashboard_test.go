@@ -66,12 +66,57 @@ func dashboardExprs(t *testing.T, src []byte) (panels, vars []string) {
 }
 
 type dashPanel struct {
-	Title   string `json:"title"`
+	ID         int    `json:"id"`
+	Title      string `json:"title"`
+	Datasource struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
+	GridPos struct{ X, Y, W, H int } `json:"gridPos"`
 	Targets []struct {
 		RefID string `json:"refId"`
 		Expr  string `json:"expr"`
 	} `json:"targets"`
 	Panels []dashPanel `json:"panels"`
+}
+
+// TestDashboardLayout: panel ids are unique, every panel queries the
+// dashboard's data source variable (so it works with any Prometheus
+// data source name), and no two panels overlap on the 24-column grid.
+func TestDashboardLayout(t *testing.T) {
+	src, err := os.ReadFile(componentDir + "/dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID    string      `json:"uid"`
+		Panels []dashPanel `json:"panels"`
+	}
+	if err := json.Unmarshal(src, &d); err != nil {
+		t.Fatalf("dashboard.json: %v", err)
+	}
+	if d.UID == "" || len(d.Panels) < 8 {
+		t.Fatalf("dashboard.json: uid %q, %d panels; want a uid and the panels", d.UID, len(d.Panels))
+	}
+	ids := map[int]string{}
+	for i, p := range d.Panels {
+		if other, dup := ids[p.ID]; dup {
+			t.Errorf("panels %q and %q share id %d", other, p.Title, p.ID)
+		}
+		ids[p.ID] = p.Title
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q uses data source %q, want ${datasource}", p.Title, p.Datasource.UID)
+		}
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q gridPos %+v is off the 24-column grid", p.Title, g)
+		}
+		for _, q := range d.Panels[:i] {
+			h := q.GridPos
+			if g.X < h.X+h.W && h.X < g.X+g.W && g.Y < h.Y+h.H && h.Y < g.Y+g.H {
+				t.Errorf("panels %q %+v and %q %+v overlap", q.Title, h, p.Title, g)
+			}
+		}
+	}
 }
 
 // TestDashboard: every expression of dashboard.json parses as PromQL and
