@@ -11,7 +11,7 @@ FUZZTIME      ?= 300000x
 # budget; make fuzz alone runs FUZZTIME.
 CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults faults-engines chaos test demo image image-docker clean
+.PHONY: all build deps k8s monitoring-tools monitoring images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults faults-engines chaos test demo image image-docker clean
 
 all: build
 
@@ -27,6 +27,13 @@ deps:
 k8s:
 	bash e2e/hack/build-k8s.sh >/dev/null
 
+# What e2e/monitoring runs: promtool, built from the Prometheus module once
+# and cached beside the Kubernetes binaries, and its helper promcheck
+# (compiled here into the Go build cache, so the test only links it).
+monitoring-tools:
+	bash e2e/hack/build-promtool.sh >/dev/null
+	cd e2e/monitoring/promcheck && $(GO) build -o /dev/null .
+
 # The container images real nodes run (agent, pause, Redis and Valkey from
 # Debian root filesystems), built without a registry and cached by content;
 # progress on stderr.
@@ -39,13 +46,16 @@ ENGINE_ROOTS  ?= $(or $(REDIS_HA_E2E_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cach
 engine-roots: images
 	cd e2e && $(GO) run ./cmd/images rootfs $(ENGINE_ROOTS) >/dev/null
 
+# e2e/monitoring/promcheck is a module of its own (it needs k8s.io v0.37).
 vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	cd e2e/monitoring/promcheck && $(GO) vet ./...
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
+	cd e2e/monitoring/promcheck && $(GO) run $(STATICCHECK) ./...
 
 # Unit and integration tests (integration tests start real redis-server and
 # redis-sentinel processes on loopback).
@@ -72,7 +82,7 @@ E2E_FLAGS     ?=
 # (every run has its own network namespaces). The suites mostly wait on
 # failovers and restarts, so two share the 2 cores well.
 E2E_PARALLEL  ?= 2
-e2e: deps k8s images build
+e2e: deps k8s images build monitoring-tools
 	cd e2e && $(GO) test -p $(E2E_PARALLEL) -count=1 -timeout 70m $(E2E_FLAGS) -skip '^($(E2E_LONG))$$' ./...
 
 e2e-rbac: deps k8s images build
@@ -82,6 +92,12 @@ e2e-long: e2e-rbac
 	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^(TestSeed002WithAgent|TestSeed002Baseline)$$' -v ./manifests
 	cd e2e && $(GO) test -count=1 -timeout 30m -run '^TestSIGKILLMaster$$' -v ./sentinel
 	cd e2e && E2E_BASELINES=1 $(GO) test -count=1 -timeout 30m -run '^(TestClusterFullRestart|TestClusterScaleOutAndInAsMaster)$$' -v ./cluster
+
+# The monitoring component's checks alone (no cluster): promtool on the
+# alert rules, the objects against prometheus-operator's types, the
+# dashboard's series. make e2e runs them too.
+monitoring: monitoring-tools
+	cd e2e && $(GO) test -count=1 -v ./monitoring
 
 e2e-real: deps k8s images build
 	cd e2e && $(GO) test -p 1 -count=1 -timeout 30m -v ./realnodes
@@ -114,7 +130,7 @@ DURATION      ?= 10m
 chaos: deps build
 	cd e2e/faults && CHAOS_SEEDS='$(SEED)' CHAOS_DURATION=$(DURATION) FAULTS_REPORT_DIR=$(CURDIR)/e2e/report $(GO) test -run 'Chaos' -v -count=1 -timeout 600m .
 
-# make test: after deps, lint, the Kubernetes build, the images and the
+# make test: after deps, lint, the Kubernetes build, promtool, the images and the
 # fuzzing run at once (the Kubernetes build leaves a core idle while it
 # links, the images wait on the Debian mirror and dpkg; fuzzing counts
 # executions, not time, so sharing the CPU only slows it), then the unit and
@@ -125,8 +141,8 @@ SUBMAKE        = $(MAKE) --no-print-directory
 test:
 	$(PHASE) deps
 	@$(SUBMAKE) deps
-	$(PHASE) lint, Kubernetes build, images and fuzzing at once
-	@$(SUBMAKE) -j4 lint k8s engine-roots fuzz FUZZTIME=$(CI_FUZZTIME)
+	$(PHASE) lint, Kubernetes build, promtool, images and fuzzing at once
+	@$(SUBMAKE) -j5 lint k8s monitoring-tools engine-roots fuzz FUZZTIME=$(CI_FUZZTIME)
 	$(PHASE) unit
 	@$(SUBMAKE) unit
 	$(PHASE) e2e

@@ -11,7 +11,11 @@
 //   - images/: the images the nodes run, built without a registry.
 //   - cmd/localkube/: the CLI (`cd e2e && go run ./cmd/localkube up`).
 //   - hack/: build-k8s.sh (control plane and node binaries, cached by
-//     version) and install-deps.sh (Debian packages the cluster and tests
+//     version), build-promtool.sh (promtool for e2e/monitoring, cached
+//     likewise) and install-deps.sh (Debian packages the cluster and tests
 //     run).
+//   - monitoring/: manifests/components/monitoring checked without a
+//     cluster (promtool on the rules, prometheus-operator's types, the
+//     dashboard's series); monitoring/promcheck is a module of its own.
 //   - testdata/: manifests from the seeds, applied unchanged.
 package e2e
