@@ -1,0 +1,77 @@
+package charttest
+
+import (
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+)
+
+// `helm lint --strict` through the SDK, for each mode: no error and no
+// warning (informational messages are logged).
+func TestLint(t *testing.T) {
+	for _, mode := range []string{"sentinel", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			lint := action.NewLint()
+			lint.Strict = true
+			lint.Namespace = namespace
+			lint.KubeVersion = parsedKubeVersion()
+			res := lint.Run([]string{chartDir}, map[string]any{"mode": mode})
+			if res.TotalChartsLinted != 1 {
+				t.Errorf("linted %d charts, want 1", res.TotalChartsLinted)
+			}
+			for _, m := range res.Messages {
+				if m.Severity > support.InfoSev {
+					t.Errorf("lint: %s", m)
+				} else {
+					t.Logf("lint: %s", m)
+				}
+			}
+			for _, err := range res.Errors {
+				t.Errorf("lint error: %v", err)
+			}
+		})
+	}
+}
+
+// Values the chart refuses, each with the message a user needs.
+func TestInvalidValues(t *testing.T) {
+	tests := map[string]struct {
+		release string
+		values  map[string]any
+		want    string
+	}{
+		"unknown mode": {
+			release: "redis",
+			values:  map[string]any{"mode": "standalone"},
+			want:    `mode "standalone" is not sentinel or cluster`,
+		},
+		"unknown engine": {
+			release: "redis",
+			values:  map[string]any{"engine": "keydb"},
+			want:    `engine "keydb" is not redis or valkey`,
+		},
+		"unknown anti-affinity": {
+			release: "redis",
+			values:  map[string]any{"podAntiAffinity": "always"},
+			want:    `podAntiAffinity "always" is not "", soft or hard`,
+		},
+		"name too long": {
+			release: "redis",
+			values:  map[string]any{"fullnameOverride": strings.Repeat("r", 53)},
+			want:    "has 53 characters; at most 52 are allowed",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := renderErr(tc.release, tc.values)
+			if err == nil {
+				t.Fatalf("rendered without error, want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
