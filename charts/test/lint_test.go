@@ -6,6 +6,7 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 )
 
 // `helm lint --strict` through the SDK, for each mode: no error and no
@@ -73,5 +74,20 @@ func TestInvalidValues(t *testing.T) {
 				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Chart.yaml's appVersion is the agent image the chart installs by default
+// (the same tag the manifests name, which TestChartMatchesOverlays holds
+// the chart to), so a release bumps them together.
+func TestAppVersionIsTheAgentTag(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatalf("load the chart %s: %v", chartDir, err)
+	}
+	image, _ := chrt.Values["image"].(map[string]any)
+	agent, _ := image["agent"].(map[string]any)
+	if tag := agent["tag"]; tag != chrt.Metadata.AppVersion {
+		t.Errorf("values.yaml image.agent.tag = %v, Chart.yaml appVersion = %s: set both to the release's tag", tag, chrt.Metadata.AppVersion)
 	}
 }
