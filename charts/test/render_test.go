@@ -6,17 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -28,20 +24,7 @@ const (
 	manifestsDir = "../../manifests"
 	// namespace the chart is rendered for; the kustomize builds set none.
 	namespace = "redis-ns"
-	// kubeVersion stands for the cluster, as `helm template --kube-version`
-	// does: the e2e cluster's. Without it Helm assumes v1.20, below the
-	// chart's kubeVersion (native sidecars, admissionregistration/v1
-	// policies).
-	kubeVersion = "v1.34.4"
 )
-
-func parsedKubeVersion() *common.KubeVersion {
-	v, err := common.ParseKubeVersion(kubeVersion)
-	if err != nil {
-		panic(err) // a constant
-	}
-	return v
-}
 
 // object is one decoded Kubernetes object, as JSON-compatible maps.
 type object = map[string]any
@@ -52,41 +35,12 @@ func render(t *testing.T, release string, values map[string]any) []object {
 	t.Helper()
 	objs, err := renderErr(release, values)
 	if err != nil {
-		t.Fatalf("render the chart %s as release %s: %v", chartDir, release, err)
+		t.Fatal(err)
 	}
 	if len(objs) == 0 {
 		t.Fatalf("the chart rendered no objects for release %s", release)
 	}
 	return objs
-}
-
-func renderErr(release string, values map[string]any) ([]object, error) {
-	chrt, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
-	}
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
-	install := action.NewInstall(cfg)
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = release
-	install.Namespace = namespace
-	install.Replace = true // no release storage to check names against
-	install.KubeVersion = parsedKubeVersion()
-	if values == nil {
-		values = map[string]any{}
-	}
-	r, err := install.Run(chrt, values)
-	if err != nil {
-		return nil, err
-	}
-	rel, ok := r.(*releasev1.Release)
-	if !ok {
-		return nil, fmt.Errorf("install returned a %T, not a *release/v1.Release", r)
-	}
-	if len(rel.Hooks) > 0 {
-		return nil, fmt.Errorf("the chart has %d hooks; the comparison with kustomize covers only the manifest", len(rel.Hooks))
-	}
-	return decode(strings.NewReader(rel.Manifest))
 }
 
 // kustomize builds dir with the kustomize library (the same one
@@ -351,4 +305,13 @@ func rel(t *testing.T, dir, target string) string {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// renderErr renders the chart for the tests' namespace and decodes it.
+func renderErr(release string, values map[string]any) ([]object, error) {
+	manifest, err := Render(chartDir, release, namespace, values)
+	if err != nil {
+		return nil, err
+	}
+	return decode(strings.NewReader(manifest))
 }
