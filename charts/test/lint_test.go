@@ -36,37 +36,64 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// Values the chart refuses, each with the message a user needs.
+// Values the chart refuses, each with the message a user needs: first
+// values.schema.json's, then the templates' own checks, which hold with
+// --skip-schema-validation too and check what no schema sees (the
+// release name).
 func TestInvalidValues(t *testing.T) {
 	tests := map[string]struct {
-		release string
-		values  map[string]any
-		want    string
+		release    string
+		values     map[string]any
+		skipSchema bool
+		want       string
 	}{
-		"unknown mode": {
-			release: "redis",
-			values:  map[string]any{"mode": "standalone"},
-			want:    `mode "standalone" is not sentinel or cluster`,
+		"schema: unknown mode": {
+			values: map[string]any{"mode": "standalone"},
+			want:   "at '/mode': value must be one of 'sentinel', 'cluster'",
 		},
-		"unknown engine": {
-			release: "redis",
-			values:  map[string]any{"engine": "keydb"},
-			want:    `engine "keydb" is not redis or valkey`,
+		"schema: misspelt value": {
+			values: map[string]any{"replica": 5},
+			want:   "additional properties 'replica' not allowed",
 		},
-		"unknown anti-affinity": {
-			release: "redis",
-			values:  map[string]any{"podAntiAffinity": "always"},
-			want:    `podAntiAffinity "always" is not "", soft or hard`,
+		"schema: replicas not a number": {
+			values: map[string]any{"replicas": "five"},
+			want:   "at '/replicas': got string, want null or integer",
 		},
-		"name too long": {
-			release: "redis",
-			values:  map[string]any{"fullnameOverride": strings.Repeat("r", 53)},
+		"schema: down-after not a duration": {
+			values: map[string]any{"sentinel": map[string]any{"downAfter": "10"}},
+			want:   "at '/sentinel/downAfter'",
+		},
+		"schema: fullnameOverride too long": {
+			values: map[string]any{"fullnameOverride": strings.Repeat("r", 53)},
+			want:   "at '/fullnameOverride': maxLength: got 53, want 52",
+		},
+		"template: release name too long": {
+			release: strings.Repeat("r", 53),
 			want:    "has 53 characters; at most 52 are allowed",
+		},
+		"template: unknown mode": {
+			values:     map[string]any{"mode": "standalone"},
+			skipSchema: true,
+			want:       `mode "standalone" is not sentinel or cluster`,
+		},
+		"template: unknown engine": {
+			values:     map[string]any{"engine": "keydb"},
+			skipSchema: true,
+			want:       `engine "keydb" is not redis or valkey`,
+		},
+		"template: unknown anti-affinity": {
+			values:     map[string]any{"podAntiAffinity": "always"},
+			skipSchema: true,
+			want:       `podAntiAffinity "always" is not "", soft or hard`,
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := renderErr(tc.release, tc.values)
+			release := tc.release
+			if release == "" {
+				release = "redis"
+			}
+			_, err := renderSchema(release, tc.values, tc.skipSchema)
 			if err == nil {
 				t.Fatalf("rendered without error, want one containing %q", tc.want)
 			}

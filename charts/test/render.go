@@ -28,6 +28,12 @@ func parsedKubeVersion() *common.KubeVersion {
 // Helm v4 SDK and no cluster, and returns the manifest (hooks are refused:
 // the chart has none, and they would escape the comparison).
 func Render(dir, release, namespace string, values map[string]any) (string, error) {
+	return renderChart(dir, release, namespace, values, false)
+}
+
+// renderChart is Render, optionally without values.schema.json (helm's
+// --skip-schema-validation), to test the templates' own checks.
+func renderChart(dir, release, namespace string, values map[string]any, skipSchema bool) (string, error) {
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return "", fmt.Errorf("load the chart %s: %w", dir, err)
@@ -38,6 +44,7 @@ func Render(dir, release, namespace string, values map[string]any) (string, erro
 	install.Namespace = namespace
 	install.Replace = true // no release storage to check names against
 	install.KubeVersion = parsedKubeVersion()
+	install.SkipSchemaValidation = skipSchema
 	if values == nil {
 		values = map[string]any{}
 	}

@@ -309,7 +309,11 @@ func rel(t *testing.T, dir, target string) string {
 
 // renderErr renders the chart for the tests' namespace and decodes it.
 func renderErr(release string, values map[string]any) ([]object, error) {
-	manifest, err := Render(chartDir, release, namespace, values)
+	return renderSchema(release, values, false)
+}
+
+func renderSchema(release string, values map[string]any, skipSchema bool) ([]object, error) {
+	manifest, err := renderChart(chartDir, release, namespace, values, skipSchema)
 	if err != nil {
 		return nil, err
 	}
