@@ -88,14 +88,43 @@ func TestChartMatchesOverlays(t *testing.T) {
 // repository's base, with the same settings made the kustomize way
 // (replicas, images, strategic merge patches, the components).
 func TestChartMatchesCustomKustomization(t *testing.T) {
-	tests := map[string]struct {
-		release       string
-		values        string
-		kustomization string // BASE and COMPONENTS stand for the repository's manifests/base and manifests/components
-	}{
-		"sentinel: replicas, password, resources, quorum, storage, images, spreading": {
-			release: "redis",
-			values: `
+	for name, tc := range customCases {
+		t.Run(name, func(t *testing.T) {
+			values := tc.parsedValues(t)
+			dir := t.TempDir()
+			k := strings.NewReplacer(
+				"BASE", rel(t, dir, filepath.Join(manifestsDir, "base")),
+				"COMPONENTS", rel(t, dir, filepath.Join(manifestsDir, "components")),
+			).Replace(tc.kustomization)
+			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, tc.release, values, dir)
+		})
+	}
+}
+
+type customCase struct {
+	release       string
+	values        string
+	kustomization string // BASE and COMPONENTS stand for the repository's manifests/base and manifests/components
+}
+
+func (c customCase) parsedValues(t *testing.T) map[string]any {
+	t.Helper()
+	var values map[string]any
+	if err := yaml.Unmarshal([]byte(c.values), &values); err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	return values
+}
+
+// customCases are non-default values and the kustomization that makes the
+// same settings; TestLint lints the chart with these values too.
+var customCases = map[string]customCase{
+	"sentinel: replicas, password, resources, quorum, storage, images, spreading": {
+		release: "redis",
+		values: `
 replicas: 5
 auth:
   existingSecret: my-auth
@@ -127,7 +156,7 @@ podAntiAffinity: hard
 topologySpreadConstraints:
   - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
 `,
-			kustomization: `
+		kustomization: `
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [BASE/sentinel]
@@ -216,10 +245,10 @@ patches:
                 requests:
                   storage: 8Gi
 `,
-		},
-		"cluster: replicas, replicas per master, valkey, tls secret, no storage class, soft anti-affinity, no NetworkPolicy": {
-			release: "redis-cluster",
-			values: `
+	},
+	"cluster: replicas, replicas per master, valkey, tls secret, no storage class, soft anti-affinity, no NetworkPolicy": {
+		release: "redis-cluster",
+		values: `
 mode: cluster
 replicas: 9
 cluster:
@@ -234,7 +263,7 @@ podAntiAffinity: soft
 networkPolicy:
   enabled: false
 `,
-			kustomization: `
+		kustomization: `
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [BASE/cluster]
@@ -281,23 +310,5 @@ patches:
                 requests:
                   storage: 1Gi
 `,
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			var values map[string]any
-			if err := yaml.Unmarshal([]byte(tc.values), &values); err != nil {
-				t.Fatalf("values: %v", err)
-			}
-			dir := t.TempDir()
-			k := strings.NewReplacer(
-				"BASE", rel(t, dir, filepath.Join(manifestsDir, "base")),
-				"COMPONENTS", rel(t, dir, filepath.Join(manifestsDir, "components")),
-			).Replace(tc.kustomization)
-			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			compare(t, tc.release, values, dir)
-		})
-	}
+	},
 }

@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,16 +10,24 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 )
 
-// `helm lint --strict` through the SDK, for each mode: no error and no
+// `helm lint --strict` through the SDK, for each mode and with the
+// custom values of TestChartMatchesCustomKustomization: no error and no
 // warning (informational messages are logged).
 func TestLint(t *testing.T) {
-	for _, mode := range []string{"sentinel", "cluster"} {
-		t.Run(mode, func(t *testing.T) {
+	sets := map[string]map[string]any{
+		"sentinel": {"mode": "sentinel"},
+		"cluster":  {"mode": "cluster"},
+	}
+	for name, c := range customCases {
+		sets[name] = c.parsedValues(t)
+	}
+	for name, values := range sets {
+		t.Run(name, func(t *testing.T) {
 			lint := action.NewLint()
 			lint.Strict = true
 			lint.Namespace = namespace
 			lint.KubeVersion = parsedKubeVersion()
-			res := lint.Run([]string{chartDir}, map[string]any{"mode": mode})
+			res := lint.Run([]string{chartDir}, values)
 			if res.TotalChartsLinted != 1 {
 				t.Errorf("linted %d charts, want 1", res.TotalChartsLinted)
 			}
@@ -33,6 +42,21 @@ func TestLint(t *testing.T) {
 				t.Errorf("lint error: %v", err)
 			}
 		})
+	}
+}
+
+// The lint of TestLint can fail: values the schema refuses are an error.
+func TestLintReportsInvalidValues(t *testing.T) {
+	lint := action.NewLint()
+	lint.Strict = true
+	lint.Namespace = namespace
+	lint.KubeVersion = parsedKubeVersion()
+	res := lint.Run([]string{chartDir}, map[string]any{"mode": "standalone"})
+	if len(res.Errors) == 0 {
+		t.Fatalf("helm lint passed mode: standalone; messages: %v", res.Messages)
+	}
+	if !strings.Contains(fmt.Sprint(res.Errors), "sentinel") {
+		t.Errorf("lint errors %v do not name the allowed modes", res.Errors)
 	}
 }
 
