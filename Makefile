@@ -11,7 +11,7 @@ FUZZTIME      ?= 300000x
 # budget; make fuzz alone runs FUZZTIME.
 CI_FUZZTIME   ?= 100000x
 
-.PHONY: all build deps k8s monitoring-tools monitoring images engine-roots e2e-rbac e2e-long vet lint unit fuzz e2e e2e-real bench faults faults-engines chaos test demo image image-docker clean
+.PHONY: all build deps k8s monitoring-tools monitoring images engine-roots e2e-rbac e2e-long vet lint unit chart-test fuzz e2e e2e-real bench faults faults-engines chaos test demo image image-docker clean
 
 all: build
 
@@ -51,16 +51,24 @@ vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	cd e2e/monitoring/promcheck && $(GO) vet ./...
+	cd charts/test && $(GO) vet ./...
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
 	cd e2e/monitoring/promcheck && $(GO) run $(STATICCHECK) ./...
+	cd charts/test && $(GO) run $(STATICCHECK) ./...
 
 # Unit and integration tests (integration tests start real redis-server and
-# redis-sentinel processes on loopback).
-unit: deps k8s engine-roots
+# redis-sentinel processes on loopback), and the Helm chart's.
+unit: deps k8s engine-roots chart-test
 	REDIS_HA_ENGINE_ROOTS=$(ENGINE_ROOTS) $(GO) test -count=1 ./...
+
+# charts/redis-ha-agent rendered with the Helm v4 SDK against the kustomize
+# overlays, and helm lint. Its own Go module (charts/test): Helm brings
+# other k8s.io versions than the e2e module's.
+chart-test:
+	cd charts/test && $(GO) test -count=1 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./nodesconf

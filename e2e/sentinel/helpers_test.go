@@ -50,6 +50,18 @@ func deploy(t *testing.T, ctx context.Context) (*env, time.Duration) {
 // production overlay mounts.
 func deployOverlay(t *testing.T, ctx context.Context, overlay, password string) (*env, time.Duration) {
 	t.Helper()
+	return deployWith(t, ctx, password, func(ns string) error {
+		if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", ns, "-k", filepath.Join(repoRoot(), "manifests", "overlays", overlay)); err != nil {
+			return fmt.Errorf("apply %s: %w", overlay, err)
+		}
+		return nil
+	})
+}
+
+// deployWith creates the namespace (and the Secret redis-auth for a
+// password), runs apply in it and waits as deployOverlay does.
+func deployWith(t *testing.T, ctx context.Context, password string, apply func(ns string) error) (*env, time.Duration) {
+	t.Helper()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	e := &env{t: t, ns: "s4-" + hex.EncodeToString(b), password: password}
@@ -65,8 +77,8 @@ func deployOverlay(t *testing.T, ctx context.Context, overlay, password string) 
 		}
 	}
 	start := time.Now()
-	if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", e.ns, "-k", filepath.Join(repoRoot(), "manifests", "overlays", overlay)); err != nil {
-		t.Fatalf("apply %s: %v", overlay, err)
+	if err := apply(e.ns); err != nil {
+		t.Fatal(err)
 	}
 	e.waitReady(ctx, 4*time.Minute)
 	e.waitMaster(ctx, 2*time.Minute, "")
