@@ -78,6 +78,8 @@ type clusterMode struct {
 	creating time.Time // when this coordinator assigned the first slots
 	settled  atomic.Bool
 	passes   sidecar.PassMark // when the loop last finished a pass, for /healthz
+	// announce gives the local server the names newer engines announce.
+	announce *sidecar.Announcer
 }
 
 type clusterStatus struct {
@@ -118,7 +120,8 @@ func newClusterModeWith(cfg config.Config, env clusterEnv) *clusterMode {
 	}
 	log := env.Log.With().Str("component", "cluster").Logger()
 	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
-		status: clusterStatus{Mode: config.ModeCluster, Pod: cfg.PodName, Role: "unknown"}}
+		status:   clusterStatus{Mode: config.ModeCluster, Pod: cfg.PodName, Role: "unknown"},
+		announce: &sidecar.Announcer{Cluster: true, Zone: cfg.Zone, PodName: cfg.PodName, Log: log}}
 	m.passes.Set(env.Clock.Now()) // the loop's first pass is due now
 	return m
 }
@@ -240,6 +243,9 @@ func (m *clusterMode) pass(ctx context.Context) (settled bool, err error) {
 		return false, fmt.Errorf("local CLUSTER INFO: %w", err)
 	}
 	m.noteLocal(view, info)
+	if e, err := redisx.EngineOf(info); err == nil {
+		m.announce.Apply(ctx, e, info["run_id"], local.ConfigSet)
+	}
 	expected, err := m.env.Topology.Expected(ctx)
 	if err != nil {
 		return false, err

@@ -26,6 +26,11 @@ type Identity struct {
 	StatefulSet string `name:"statefulset" env:"REDIS_HA_STATEFULSET" help:"StatefulSet name; default: the pod name without its ordinal."`
 	Service     string `name:"headless-service" env:"REDIS_HA_HEADLESS_SERVICE" help:"Headless Service that gives pods DNS names; default: <statefulset>-headless."`
 	Domain      string `name:"cluster-domain" env:"REDIS_HA_CLUSTER_DOMAIN" default:"cluster.local" help:"Kubernetes cluster DNS domain."`
+	// Zone is the pod's node's zone. The manifests fill it from the pod's
+	// own topology.kubernetes.io/zone label, which the API server copies
+	// from the node at scheduling (PodTopologyLabelsAdmission: alpha in
+	// Kubernetes 1.33, beta from 1.35); no Node RBAC is needed.
+	Zone string `name:"availability-zone" env:"REDIS_HA_AVAILABILITY_ZONE" help:"This pod's availability zone, announced by Valkey 8+ (CONFIG SET availability-zone) so clients can prefer a replica in their own zone; empty: none. The manifests set it from the pod label topology.kubernetes.io/zone (downward API)."`
 }
 
 // Config is every setting of init and run. Each field is a flag with an

@@ -59,6 +59,9 @@ type ReplInfo struct {
 	// when it has not, or names no engine EngineOf can read (informational:
 	// it never fails the replication read the HA decisions depend on).
 	Engine Engine
+	// RunID is INFO server's run_id: a new one means redis-server
+	// restarted and lost what CONFIG SET changed at run time.
+	RunID string
 }
 
 // LinkStatus is master_link_status as Redis says it: "up" or "down" on a
@@ -125,6 +128,7 @@ func replInfoOf(info map[string]string) (ReplInfo, error) {
 	if e, err := EngineOf(info); err == nil {
 		r.Engine = e
 	}
+	r.RunID = info["run_id"]
 	if v, ok := info["aof_enabled"]; ok {
 		r.DataKnown, r.AOF = true, v == "1"
 		keys, err := keyCount(info)

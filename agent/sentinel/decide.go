@@ -76,6 +76,10 @@ type sentinelObservation struct {
 	Peers                 []nodeState // by ordinal; Peers[Self] is Local
 	// LocalReplicasOnline counts the replicas a local master streams to;
 	// LocalMasterFor is how long the local redis-server has been master.
+	// LocalEngine and LocalRunID are what the local redis-server's INFO
+	// server says (for the names only newer engines announce).
+	LocalEngine         redisx.Engine
+	LocalRunID          string
 	LocalReplicasOnline int
 	LocalMasterFor      time.Duration
 	Now                 time.Time

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/clock"
@@ -42,6 +44,43 @@ func TestSentinelEngineReported(t *testing.T) {
 				t.Errorf("engine recorded by the pass: got %+v, want %+v", passed, want)
 			}
 			proctest.CheckEngine(t, proctest.Engine{Name: want.Name, Version: want.Version}, m.Status(context.Background()), mt)
+		})
+	}
+}
+
+// A sentinel-mode pass gives Valkey the pod's zone as availability-zone
+// (and no cluster node name); Redis 7.0, which has no such parameter, gets
+// nothing. Read back from the server itself.
+func TestSentinelAnnounce(t *testing.T) {
+	for i, s := range proctest.EngineServers() {
+		t.Run(s.Bin, func(t *testing.T) {
+			proctest.NeedPrograms(t, s.Bin)
+			ip := fmt.Sprintf("127.0.50.%d", 40+i)
+			proctest.StartEngineServer(t, s.Bin, ip)
+			m := engineSentinelMode(t, ip, metrics.New("test", config.ModeSentinel))
+			m.announce.Zone = "zone-c"
+			m.setLabel = func(context.Context, string, string) error { return nil }
+			m.listMasters = func(context.Context) ([]string, error) { return nil, nil }
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = m.RunOnce(ctx) // no Sentinel runs here: the pass fails past the announcement
+			c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(ip, "6379"), Protocol: 2})
+			defer c.Close()
+			got, err := c.ConfigGet(ctx, "availability-zone").Result()
+			switch {
+			case s.Engine == "redis" && err == nil && len(got) == 0:
+			case err != nil:
+				t.Errorf("CONFIG GET availability-zone: %v", err)
+			case s.Engine == "valkey" && got["availability-zone"] != "zone-c":
+				t.Errorf("valkey availability-zone = %q, want zone-c", got["availability-zone"])
+			case s.Engine == "redis":
+				t.Errorf("redis reports availability-zone %q: this Redis has the parameter, update redisx.AnnounceSettings", got["availability-zone"])
+			}
+			if s.Engine == "valkey" {
+				if got, err := c.ConfigGet(ctx, "cluster-announce-human-nodename").Result(); err != nil || got["cluster-announce-human-nodename"] != "" {
+					t.Errorf("sentinel mode set cluster-announce-human-nodename: %v %v", got, err)
+				}
+			}
 		})
 	}
 }

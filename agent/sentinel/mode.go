@@ -31,6 +31,8 @@ type sentinelMode struct {
 	lease *leaseStore
 
 	local redisNode
+	// announce gives the local server the names newer engines announce.
+	announce *sidecar.Announcer
 	// sizeMu guards span and sentinels. span is the number of pods counted
 	// (see scale.go); sentinels holds a client per ordinal ever
 	// counted ([Self] is the local Sentinel), so len(sentinels) >= span.
@@ -163,6 +165,7 @@ func newSentinelModeWith(cfg config.Config, deps sidecar.Deps, peers sentinelPee
 		listMasters: func(ctx context.Context) ([]string, error) { return podsLabelledMaster(ctx, deps.Kube, cfg) },
 		terminating: sidecar.NewSelfPod(cfg, deps).Terminating,
 		span:        peers.Pods,
+		announce:    &sidecar.Announcer{Zone: cfg.Zone, PodName: cfg.PodName, Log: deps.Log.With().Str("component", "sentinel").Logger()},
 	}
 	for i := 0; i < peers.Pods; i++ {
 		h := peers.Addr(i)

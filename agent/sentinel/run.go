@@ -159,6 +159,9 @@ func (m *sentinelMode) RunOnce(ctx context.Context) error {
 	// The local Sentinel's quorum and stale entries are tended even when
 	// the plan failed (a label patch refused): they depend on neither.
 	_, majority := sentinelMajority(o.Sentinels, o.Pods)
+	if m.announce != nil {
+		m.announce.Apply(ctx, o.LocalEngine, o.LocalRunID, m.local.ConfigSet)
+	}
 	return errors.Join(scaleErr, err, m.tendLocalSentinel(ctx, majority))
 }
 
@@ -180,6 +183,9 @@ func (m *sentinelMode) observe(ctx context.Context) (sentinelObservation, error)
 	// look fresher than it is when the fence deadline is checked.
 	o.Now = m.deps.Clock.Now()
 
+	if rd.rerr == nil {
+		o.LocalEngine, o.LocalRunID = rd.r.Engine, rd.r.RunID
+	}
 	if rd.rerr == nil && !rd.r.Loading {
 		m.observeLocal(&o, rd.r, peers)
 	} else if rd.rerr != nil {

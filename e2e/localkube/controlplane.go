@@ -85,6 +85,9 @@ func (c *Cluster) componentArgs(name string) (bin string, args []string, err err
 			"--kubelet-client-certificate=" + pk("apiserver-kubelet-client.crt"),
 			"--kubelet-client-key=" + pk("apiserver-kubelet-client.key"),
 			"--kubelet-preferred-address-types=InternalIP",
+			// The node's topology labels copied onto its pods at binding,
+			// for the downward API (alpha in 1.33, beta from 1.35).
+			"--feature-gates=PodTopologyLabelsAdmission=true",
 		}, nil
 	case compController:
 		return filepath.Join(c.binDir, name), []string{

@@ -36,7 +36,10 @@ type Options struct {
 	// Nodes are the nodes, a kubelet and a containerd each. Default
 	// node-a, node-b, node-c.
 	Nodes []string
-	// NodeLabels adds labels per node (e.g. topology.kubernetes.io/zone).
+	// NodeLabels adds labels per node. Nil: each default node in its own
+	// zone (topology.kubernetes.io/zone zone-a, zone-b, zone-c), which the
+	// API server copies onto the pods it schedules there
+	// (PodTopologyLabelsAdmission, turned on here).
 	NodeLabels map[string]map[string]string
 	// Log receives progress and component errors. Zero value: discarded.
 	Log zerolog.Logger
@@ -68,6 +71,12 @@ func (o *Options) setDefaults() error {
 	}
 	if len(o.Nodes) == 0 {
 		o.Nodes = []string{"node-a", "node-b", "node-c"}
+		if o.NodeLabels == nil {
+			o.NodeLabels = map[string]map[string]string{}
+			for _, n := range o.Nodes {
+				o.NodeLabels[n] = map[string]string{"topology.kubernetes.io/zone": "zone-" + strings.TrimPrefix(n, "node-")}
+			}
+		}
 	}
 	if o.RepoRoot == "" {
 		root, err := findRepoRoot()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -46,6 +47,11 @@ func TestValkeySentinel(t *testing.T) {
 		}
 	})
 	checkRoles(t, ctx, ns, pods, master)
+	var addrs []string
+	for _, p := range pods {
+		addrs = append(addrs, podFQDN(p, ns))
+	}
+	checkAnnounced(t, ctx, ns, "redis", addrs, false)
 
 	mc := redisClient(podFQDN(master, ns), "")
 	defer mc.Close()
@@ -196,6 +202,7 @@ func TestValkeyCluster(t *testing.T) {
 			t.Errorf("%s: server_name %q, valkey_version %q, server_mode %q; want valkey 8.1.1 in cluster mode", a, info["server_name"], info["valkey_version"], info["server_mode"])
 		}
 	}
+	checkAnnounced(t, ctx, ns, "redis-cluster", addrs, true)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: cluster.DialContext, Protocol: 2, DisableIdentity: true,
 		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRedirects: 16})
 	defer cc.Close()
@@ -222,6 +229,50 @@ func TestValkeyCluster(t *testing.T) {
 	}
 	if len(found) != 100 {
 		t.Errorf("%d of 100 keys read back from their masters", len(found))
+	}
+}
+
+// checkAnnounced: each Valkey server announces the zone of its pod's node
+// (the node's topology.kubernetes.io/zone label, which the API server
+// copied onto the pod and the downward API handed the agent) as
+// availability-zone, and in cluster mode its pod name as
+// cluster-announce-human-nodename. addrs[i] is pod <sts>-<i>. The agent
+// sets them on its first pass after redis-server answers, so this polls.
+func checkAnnounced(t *testing.T, ctx context.Context, ns, sts string, addrs []string, clusterMode bool) {
+	t.Helper()
+	for i, a := range addrs {
+		pod := fmt.Sprintf("%s-%d", sts, i)
+		p, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get pod %s: %v", pod, err)
+		}
+		n, err := cluster.Clientset.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get node %s: %v", p.Spec.NodeName, err)
+		}
+		want := map[string]string{"availability-zone": n.Labels["topology.kubernetes.io/zone"]}
+		if want["availability-zone"] == "" {
+			t.Fatalf("node %s has no topology.kubernetes.io/zone label (localkube labels its default nodes zone-a..c)", n.Name)
+		}
+		if clusterMode {
+			want["cluster-announce-human-nodename"] = pod
+		}
+		var last string
+		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			c := redisClient(a, "")
+			defer c.Close()
+			for param, v := range want {
+				got, err := c.ConfigGet(ctx, param).Result()
+				if err != nil || got[param] != v {
+					last = fmt.Sprintf("%s %s = %q (%v), want %q", pod, param, got[param], err, v)
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Errorf("%s on node %s: %s", pod, n.Name, last)
+		}
 	}
 }
 

@@ -115,6 +115,10 @@ paths (Secret volumes), never as values.
   valueFrom:
     fieldRef:
       fieldPath: status.podIP
+- name: REDIS_HA_AVAILABILITY_ZONE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.labels['topology.kubernetes.io/zone']
 - name: REDIS_HA_MODE
   value: {{ include "redis-ha-agent.mode" . }}
 - name: REDIS_HA_HEADLESS_SERVICE
