@@ -31,7 +31,7 @@ fmt_elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # building PID: what the descendants of PID are building, one line. Reads
 # /proc only (no ps: not every minimal Debian has procps).
 building() {
-  local root=$1 d pid stat rest p i j a o line
+  local root=$1 d pid stat rest p i j a o line=""
   local -A parent=()
   local -a what=() pkgs=() args=()
   for d in /proc/[0-9]*; do
@@ -49,6 +49,7 @@ building() {
       a=${args[i]##*/}
       case $a in
         go)
+          [ "${args[i + 1]:-}" = -C ] && i=$((i + 2)) # go -C DIR build ...
           case ${args[i + 1]:-} in
             build)
               o=${args[$((${#args[@]} - 1))]}
@@ -72,14 +73,12 @@ building() {
   done
   if [ ${#what[@]} -gt 0 ]; then
     line=$(printf '%s\n' "${what[@]}" | sort -u | paste -sd, - | sed 's/,/, /g')
-  else
-    line="no build step (waiting or downloading)"
   fi
   if [ ${#pkgs[@]} -gt 0 ]; then
-    line+="; compiling $(printf '%s\n' "${pkgs[@]}" | sort -u | head -3 | paste -sd, - | sed 's/,/, /g')"
+    line+="${line:+; }compiling $(printf '%s\n' "${pkgs[@]}" | sort -u | head -3 | paste -sd, - | sed 's/,/, /g')"
     [ ${#pkgs[@]} -gt 3 ] && line+=" and $((${#pkgs[@]} - 3)) more"
   fi
-  printf '%s\n' "$line"
+  printf '%s\n' "${line:-no build step (waiting or downloading)}"
 }
 
 start=$SECONDS

@@ -51,38 +51,50 @@ func TestProgressWarmRunAddsNothing(t *testing.T) {
 
 // A long run prints, every interval, the label, the time so far, the cold
 // figure, and what the command's descendants are building: here a fake
-// `go build -o .../kube-apiserver.tmp` whose fake compiler compiles a
-// named package, as build-k8s.sh's go build does.
+// `go build -o .../kube-apiserver.tmp` (as build-k8s.sh runs it, and with
+// -C DIR as the Makefile does) whose fake compiler compiles a named
+// package.
 func TestProgressNamesWhatIsBuilding(t *testing.T) {
-	dir := t.TempDir()
-	writeScript(t, filepath.Join(dir, "compile"), "sleep 4\n")
-	writeScript(t, filepath.Join(dir, "go"),
-		`"$(dirname "$0")/compile" -o /tmp/x.a -trimpath -p k8s.io/apiserver/pkg/server -lang=go1.24 server.go`+"\necho linked\n")
-	stdout, stderr, code := runProgress(t, "1", "Kubernetes build and images", "cold: 8.7 min",
-		filepath.Join(dir, "go"), "build", "-trimpath", "-ldflags", "-s -w", "-o", "/cache/bin/kube-apiserver.tmp", "k8s.io/kubernetes/cmd/kube-apiserver")
-	if code != 0 || stdout != "linked\n" {
-		t.Fatalf("exit status %d, stdout %q; want 0 and the command's %q\nstderr:\n%s", code, stdout, "linked\n", stderr)
+	tests := map[string]struct{ goFlags []string }{
+		"go build":        {},
+		"go -C DIR build": {goFlags: []string{"-C", "/tmp"}},
 	}
-	tick := regexp.MustCompile(`^  … \d\d:\d\d:\d\d Kubernetes build and images: 0m0(\d)s so far \(cold: 8\.7 min\); now: (.*)$`)
-	var ticks, named int
-	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
-	for _, l := range lines[:len(lines)-1] {
-		m := tick.FindStringSubmatch(l)
-		if m == nil {
-			t.Errorf("stderr line %q is not a progress line", l)
-			continue
-		}
-		ticks++
-		if m[2] == "go build kube-apiserver; compiling k8s.io/apiserver/pkg/server" {
-			named++
-		}
-	}
-	if ticks < 2 || named == 0 {
-		t.Errorf("%d progress lines, %d naming `go build kube-apiserver; compiling k8s.io/apiserver/pkg/server`; want at least 2 lines in a 4 s run at a 1 s interval, and the build named:\n%s", ticks, named, stderr)
-	}
-	done := regexp.MustCompile(`^  … \d\d:\d\d:\d\d Kubernetes build and images: done in 0m0[4-9]s \(exit status 0\)$`)
-	if last := lines[len(lines)-1]; !done.MatchString(last) {
-		t.Errorf("last stderr line %q; want %s", last, done)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeScript(t, filepath.Join(dir, "compile"), "sleep 4\n")
+			writeScript(t, filepath.Join(dir, "go"),
+				`"$(dirname "$0")/compile" -o /tmp/x.a -trimpath -p k8s.io/apiserver/pkg/server -lang=go1.24 server.go`+"\necho linked\n")
+			args := []string{"Kubernetes build and images", "cold: 8.7 min", filepath.Join(dir, "go")}
+			args = append(args, tc.goFlags...)
+			args = append(args, "build", "-trimpath", "-ldflags", "-s -w", "-o", "/cache/bin/kube-apiserver.tmp", "k8s.io/kubernetes/cmd/kube-apiserver")
+			stdout, stderr, code := runProgress(t, "1", args...)
+			if code != 0 || stdout != "linked\n" {
+				t.Fatalf("exit status %d, stdout %q; want 0 and the command's %q\nstderr:\n%s", code, stdout, "linked\n", stderr)
+			}
+			tick := regexp.MustCompile(`^  … \d\d:\d\d:\d\d Kubernetes build and images: 0m0(\d)s so far \(cold: 8\.7 min\); now: (.*)$`)
+			var ticks, named int
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			for _, l := range lines[:len(lines)-1] {
+				m := tick.FindStringSubmatch(l)
+				if m == nil {
+					t.Errorf("stderr line %q is not a progress line", l)
+					continue
+				}
+				ticks++
+				if m[2] == "go build kube-apiserver; compiling k8s.io/apiserver/pkg/server" {
+					named++
+				}
+			}
+			if ticks < 2 || named == 0 {
+				t.Errorf("%d progress lines, %d naming `go build kube-apiserver; compiling k8s.io/apiserver/pkg/server`; want at least 2 lines in a 4 s run at a 1 s interval, and the build named:\n%s", ticks, named, stderr)
+			}
+			done := regexp.MustCompile(`^  … \d\d:\d\d:\d\d Kubernetes build and images: done in 0m0[4-9]s \(exit status 0\)$`)
+			if last := lines[len(lines)-1]; !done.MatchString(last) {
+				t.Errorf("last stderr line %q; want %s", last, done)
+			}
+		})
 	}
 }
 
