@@ -246,6 +246,66 @@ patches:
                   storage: 8Gi
 `,
 	},
+	"sentinel: monitoring, labels for the Prometheus' selectors": {
+		release: "redis",
+		values: `
+metrics:
+  podMonitor:
+    enabled: true
+    additionalLabels: {release: kube-prometheus-stack}
+  prometheusRule:
+    enabled: true
+    additionalLabels: {release: kube-prometheus-stack, team: storage}
+  dashboard:
+    enabled: true
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/sentinel]
+components: [COMPONENTS/networkpolicy, COMPONENTS/monitoring]
+patches:
+  - patch: |-
+      apiVersion: monitoring.coreos.com/v1
+      kind: PodMonitor
+      metadata:
+        name: redis-agent
+        labels: {release: kube-prometheus-stack}
+  - patch: |-
+      apiVersion: monitoring.coreos.com/v1
+      kind: PrometheusRule
+      metadata:
+        name: redis-ha-agent
+        labels: {release: kube-prometheus-stack, team: storage}
+`,
+	},
+	// The PodMonitor alone: the rules and the dashboard left out with the
+	// patches README "Monitoring" gives for a further StatefulSet.
+	"cluster: PodMonitor only": {
+		release: "redis-cluster",
+		values: `
+mode: cluster
+metrics:
+  podMonitor: {enabled: true}
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/cluster]
+components: [COMPONENTS/networkpolicy, COMPONENTS/monitoring]
+patches:
+  - patch: |-
+      apiVersion: monitoring.coreos.com/v1
+      kind: PrometheusRule
+      metadata: {name: redis-ha-agent}
+      $patch: delete
+  - patch: |-
+      apiVersion: v1
+      kind: ConfigMap
+      metadata: {name: redis-ha-agent-dashboard}
+      $patch: delete
+`,
+	},
 	"cluster: replicas, replicas per master, valkey, tls secret, no storage class, soft anti-affinity, no NetworkPolicy": {
 		release: "redis-cluster",
 		values: `

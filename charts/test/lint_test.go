@@ -91,6 +91,18 @@ func TestInvalidValues(t *testing.T) {
 			values: map[string]any{"fullnameOverride": strings.Repeat("r", 53)},
 			want:   "at '/fullnameOverride': maxLength: got 53, want 52",
 		},
+		"schema: a monitoring switch not a boolean": {
+			values: map[string]any{"metrics": map[string]any{"dashboard": map[string]any{"enabled": "yes"}}},
+			want:   "at '/metrics/dashboard/enabled': got string, want boolean",
+		},
+		"schema: misspelt monitoring value": {
+			values: map[string]any{"metrics": map[string]any{"podMonitor": map[string]any{"labels": map[string]any{"a": "b"}}}},
+			want:   "additional properties 'labels' not allowed",
+		},
+		"template: serviceMonitor": {
+			values: map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
+			want:   "this chart has no ServiceMonitor; the agents are scraped by a PodMonitor (as manifests/components/monitoring): set metrics.podMonitor.enabled=true instead",
+		},
 		"template: release name too long": {
 			release: strings.Repeat("r", 53),
 			want:    "has 53 characters; at most 52 are allowed",

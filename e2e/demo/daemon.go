@@ -31,10 +31,17 @@ type Daemon struct {
 	client   *localkube.Client
 }
 
+// quietFor is how long StartDaemon lets the bring-up run without a phase
+// completing before it calls onQuiet: on a cold cache the daemon builds
+// Kubernetes and the images first, for minutes.
+const quietFor = 30 * time.Second
+
 // StartDaemon re-executes this binary with ServeArg in a new session
 // (detached from the terminal) and follows its progress until the cluster is
-// ready, calling onPhase as each phase of the bring-up completes.
-func StartDaemon(ctx context.Context, stateDir string, onPhase func(localkube.Phase)) (*Daemon, error) {
+// ready, calling onPhase as each phase of the bring-up completes, and
+// onQuiet with the time so far and the daemon log's last line whenever
+// quietFor passed without either.
+func StartDaemon(ctx context.Context, stateDir string, onPhase func(localkube.Phase), onQuiet func(elapsed time.Duration, lastLog string)) (*Daemon, error) {
 	cl := localkube.NewClient(stateDir)
 	if s, err := cl.Status(ctx); err == nil {
 		return nil, fmt.Errorf("a local cluster (run %s, pid %d, %s) is already running in %s: stop it with `cd e2e && go run ./cmd/localkube --state-dir %s down`, or pass --state-dir", s.RunID, s.PID, s.State, stateDir, stateDir)
@@ -66,6 +73,7 @@ func StartDaemon(ctx context.Context, stateDir string, onPhase func(localkube.Ph
 	go func() { _ = cmd.Wait(); close(exited) }()
 
 	shown := 0
+	start, lastOut := time.Now(), time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -77,6 +85,10 @@ func StartDaemon(ctx context.Context, stateDir string, onPhase func(localkube.Ph
 			return nil, fmt.Errorf("the cluster daemon exited before it was ready; last lines of %s:\n%s", logPath, localkube.TailFile(logPath, 15))
 		case <-tick.C:
 		}
+		if time.Since(lastOut) >= quietFor && onQuiet != nil {
+			onQuiet(time.Since(start), localkube.TailFile(logPath, 1))
+			lastOut = time.Now()
+		}
 		s, err := cl.Status(ctx)
 		if err != nil {
 			continue // socket not up yet
@@ -85,6 +97,7 @@ func StartDaemon(ctx context.Context, stateDir string, onPhase func(localkube.Ph
 			if onPhase != nil {
 				onPhase(s.Timings[shown])
 			}
+			lastOut = time.Now()
 		}
 		switch s.State {
 		case localkube.StateReady:
@@ -168,4 +181,40 @@ func processAlive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// quietLine is what the demo prints while the bring-up has been quiet: the
+// time so far and the daemon log's last line without its timestamp and run
+// ID, which on a cold cache names what is being built (build-k8s.sh's and
+// the image builder's progress lines), then what that build took cold.
+func quietLine(elapsed time.Duration, lastLog string) string {
+	fields := strings.Fields(lastLog)
+	if len(fields) >= 2 && len(fields[1]) == 3 {
+		if _, err := time.Parse(time.RFC3339, fields[0]); err == nil {
+			fields = fields[2:] // zerolog's console time and level
+		}
+	}
+	kept := fields[:0]
+	building := false
+	for _, f := range fields {
+		switch {
+		case strings.HasPrefix(f, "run="):
+			continue
+		case f == "component=build-k8s" || f == "component=images":
+			building = true
+		}
+		kept = append(kept, f)
+	}
+	last := []rune(strings.Join(kept, " "))
+	if len(last) > 100 {
+		last = append(last[:97], []rune("...")...)
+	}
+	if len(last) == 0 {
+		last = []rune("(empty)")
+	}
+	line := fmt.Sprintf("… %s so far, the daemon log's last line: %s", fmtDur(elapsed.Round(time.Second)), string(last))
+	if building {
+		line += " (built once: Kubernetes and the images took 8.7 min of a cold make demo on 2 cores)"
+	}
+	return line
 }

@@ -42,7 +42,9 @@ func Run(ctx context.Context, o Options) error {
 		filepath.Join(o.StateDir, "logs"), localkube.PodLogDirs(o.StateDir))
 
 	p.Section(1, steps, "Local Kubernetes cluster")
-	d, err := StartDaemon(ctx, o.StateDir, func(ph localkube.Phase) { p.OK(phaseName(ph.Name), ph.Duration) })
+	d, err := StartDaemon(ctx, o.StateDir,
+		func(ph localkube.Phase) { p.OK(phaseName(ph.Name), ph.Duration) },
+		func(elapsed time.Duration, lastLog string) { p.Info("%s", quietLine(elapsed, lastLog)) })
 	if err != nil {
 		p.Fail("start the local cluster", err)
 		return err
