@@ -88,6 +88,14 @@ func (r *Rotator) Step(ctx context.Context, ops Ops) (Plan, error) {
 		}
 		return p, nil
 	}
+	if p.Action == Switch {
+		// Every pod accepts the new password: the agent's own clients may
+		// use it from now on, before the peers can see this pod's switch
+		// (masterauth, set last) and drop the old one.
+		r.mu.Lock()
+		r.st.Out = p.Next.Out
+		r.mu.Unlock()
+	}
 	var err error
 	switch p.Action {
 	case Plain:
