@@ -53,11 +53,15 @@ func TestSentinelPasswordRotation(t *testing.T) {
 	p1, p2 := e.pw(), "rotated-pass-77aa"
 	// Every login refused from here on counts: the ACL log of each server
 	// and Sentinel, and INFO's acl_access_denied_auth where the engine has
-	// it (Redis 7.2+, Valkey).
+	// it (Redis 7.2+, Valkey). The test's own checks log in as another
+	// user, which the rotation leaves alone, so they never fail a login.
 	before := map[string]int64{}
 	logStart := map[string]int64{}
 	for _, s := range e.servers() {
 		c := s.dial(p1)
+		if err := c.Do(ctx, "ACL", "SETUSER", observer, "on", ">"+observerPass, "~*", "&*", "+@all").Err(); err != nil {
+			t.Fatalf("ACL SETUSER %s on %s: %v", observer, s.name, err)
+		}
 		if err := c.Do(ctx, "ACL", "LOG", "RESET").Err(); err != nil {
 			t.Fatalf("ACL LOG RESET on %s: %v", s.name, err)
 		}
@@ -84,7 +88,7 @@ func TestSentinelPasswordRotation(t *testing.T) {
 	// The application moves to the new password once every server
 	// accepts it, before the old one is dropped (the grace is 3s).
 	e.waitFor(30*time.Second, "every redis-server and Sentinel accepts the new password", func() (bool, string) {
-		return e.allAccept(p1, p2)
+		return e.allAccept(p2)
 	})
 	e.setPassword(p2)
 	e.waitFor(60*time.Second, "only the new password accepted and every outgoing setting on it", func() (bool, string) {
@@ -103,7 +107,7 @@ func TestSentinelPasswordRotation(t *testing.T) {
 	checkWrites(t, e, m, res, true)
 
 	for _, s := range e.servers() {
-		c := s.dial(p2)
+		c := s.observe()
 		entries, err := authLog(ctx, c)
 		if err != nil {
 			t.Errorf("ACL LOG on %s: %v", s.name, err)
@@ -148,8 +152,18 @@ type testServer struct {
 	addr string
 }
 
+// observer is the test's own ACL user: its logins never depend on the
+// default user's password, which the rotation changes.
+const observer, observerPass = "rotation-test-observer", "observer-pass-0b5e"
+
 func (s testServer) dial(pw string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.addr, Password: pw, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+	return s.dialAs("", pw)
+}
+
+func (s testServer) observe() *redis.Client { return s.dialAs(observer, observerPass) }
+
+func (s testServer) dialAs(user, pw string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: s.addr, Username: user, Password: pw, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolSize: 1})
 }
 
@@ -203,10 +217,9 @@ func hashOf(pw string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// passwordsOf is the default user's password hashes on s, asked over a
-// connection authenticated with pw.
-func passwordsOf(s testServer, pw string) ([]string, error) {
-	c := s.dial(pw)
+// passwordsOf is the default user's password hashes on s.
+func passwordsOf(s testServer) ([]string, error) {
+	c := s.observe()
 	defer c.Close()
 	v, err := c.Do(context.Background(), "ACL", "GETUSER", "default").Slice()
 	if err != nil {
@@ -225,13 +238,13 @@ func passwordsOf(s testServer, pw string) ([]string, error) {
 	return nil, fmt.Errorf("no passwords field in %v", v)
 }
 
-// allAccept: every server lists p2, asked with p1 (a login with p2 on a
-// server that does not accept it yet would count as refused).
-func (e *sentinelEnv) allAccept(p1, p2 string) (bool, string) {
+// allAccept: every server lists p2 (a login with p2 on a server that
+// does not accept it yet would count as refused).
+func (e *sentinelEnv) allAccept(p2 string) (bool, string) {
 	ok := true
 	var state []string
 	for _, s := range e.servers() {
-		hs, err := passwordsOf(s, p1)
+		hs, err := passwordsOf(s)
 		has := slices.Contains(hs, hashOf(p2))
 		ok = ok && err == nil && has
 		state = append(state, fmt.Sprintf("%s accepts new=%t %v", s.name, has, err))
@@ -247,16 +260,16 @@ func (e *sentinelEnv) rotated(p2 string) (bool, string) {
 	ok := true
 	var state []string
 	for _, s := range e.servers() {
-		hs, err := passwordsOf(s, p2)
+		hs, err := passwordsOf(s)
 		only := err == nil && len(hs) == 1 && hs[0] == hashOf(p2)
 		ok = ok && only
 		state = append(state, fmt.Sprintf("%s only-new=%t (%d passwords) %v", s.name, only, len(hs), err))
 	}
 	for i, p := range e.pods {
-		c := testServer{addr: e.addr(i) + ":6379"}.dial(p2)
+		c := testServer{addr: e.addr(i) + ":6379"}.observe()
 		ma, err := c.ConfigGet(ctx, "masterauth").Result()
 		c.Close()
-		sc := testServer{addr: e.addr(i) + ":26379"}.dial(p2)
+		sc := testServer{addr: e.addr(i) + ":26379"}.observe()
 		sp, serr := sc.Do(ctx, "SENTINEL", "CONFIG", "GET", "sentinel-pass").Slice()
 		sc.Close()
 		conf, _ := os.ReadFile(p.cfg.SentinelConf)
