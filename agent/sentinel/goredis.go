@@ -125,27 +125,13 @@ func (n *goRedisNode) ACLAddPassword(ctx context.Context, pw string) error {
 
 func (n *goRedisNode) Close() error { return n.c.Close() }
 
-// aclPasswords reads the passwords field of an ACL GETUSER answer (RESP2:
-// a flat list of field names and values).
+// aclPasswords is redisx.ACLPasswords with the server named in errors.
 func aclPasswords(_ context.Context, cmd *redis.Cmd, where string) ([]string, error) {
-	v, err := cmd.Slice()
+	ps, err := redisx.ACLPasswords(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("ACL GETUSER default on %s: %w", where, err)
 	}
-	for i := 0; i+1 < len(v); i += 2 {
-		if k, _ := v[i].(string); k != "passwords" {
-			continue
-		}
-		ps, _ := v[i+1].([]any)
-		out := make([]string, 0, len(ps))
-		for _, p := range ps {
-			if s, ok := p.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("ACL GETUSER default on %s: no passwords field", where)
+	return ps, nil
 }
 
 // goSentinelNode adapts go-redis's SentinelClient to sentinelNode.
