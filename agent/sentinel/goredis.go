@@ -229,6 +229,18 @@ func (n *goSentinelNode) SwitchPassword(ctx context.Context, name, pw string) er
 	return nil
 }
 
+func (n *goSentinelNode) SentinelPass(ctx context.Context) (string, error) {
+	cmd := redis.NewStringSliceCmd(ctx, "SENTINEL", "CONFIG", "GET", "sentinel-pass")
+	if err := n.c.Process(ctx, cmd); err != nil {
+		return "", fmt.Errorf("SENTINEL CONFIG GET sentinel-pass on %s: %w", n.addr(), err)
+	}
+	v := cmd.Val()
+	if len(v) != 2 {
+		return "", fmt.Errorf("SENTINEL CONFIG GET sentinel-pass on %s: %d values, want name and value", n.addr(), len(v))
+	}
+	return v[1], nil
+}
+
 func (n *goSentinelNode) OnlyPassword(ctx context.Context, pw string) error {
 	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", "default", "on", "resetpass", ">"+pw)); err != nil {
 		return fmt.Errorf("ACL SETUSER default (keep one password) on %s: %w", n.addr(), err)

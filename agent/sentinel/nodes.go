@@ -49,6 +49,9 @@ type sentinelNode interface {
 	// SwitchPassword sets the password the Sentinel uses for the master
 	// (auth-pass, when it monitors one) and its peers (sentinel-pass).
 	SwitchPassword(ctx context.Context, name, pw string) error
+	// SentinelPass is SENTINEL CONFIG GET sentinel-pass: the password
+	// the Sentinel logs in to its peers with.
+	SentinelPass(ctx context.Context) (string, error)
 	// OnlyPassword leaves pw the default user's one password, and saves
 	// the file.
 	OnlyPassword(ctx context.Context, pw string) error

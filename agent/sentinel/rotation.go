@@ -98,12 +98,20 @@ func (r sentinelRotation) PeersAccept(ctx context.Context, pw string) (bool, str
 	})
 }
 
-// PeersSwitched reads each redis-server's masterauth: its agent sets it
-// last, after its Sentinel's auth-pass and sentinel-pass and its own
-// clients, so masterauth = pw means that pod no longer authenticates with
-// anything else.
+// PeersSwitched reads each redis-server's masterauth and each Sentinel's
+// sentinel-pass. The agent sets masterauth last, after its own clients and
+// its Sentinel's auth-pass (which no command reads back) and
+// sentinel-pass, so masterauth = pw means that pod no longer
+// authenticates with anything else.
 func (r sentinelRotation) PeersSwitched(ctx context.Context, pw string) (bool, string) {
-	return r.eachPod(ctx, func(ctx context.Context, _ int, n redisNode, _ sentinelNode) error {
+	return r.eachPod(ctx, func(ctx context.Context, _ int, n redisNode, s sentinelNode) error {
+		sp, err := s.SentinelPass(ctx)
+		if err != nil {
+			return err
+		}
+		if sp != pw {
+			return errors.New("sentinel-pass not switched yet")
+		}
 		v, err := n.ConfigGet(ctx, "masterauth")
 		if err != nil {
 			return err
