@@ -129,7 +129,9 @@ func (s testServer) dial(pw string) *redis.Client {
 	return s.dialAs("", pw)
 }
 
-func (s testServer) observe() *redis.Client { return s.dialAs(proctest.Observer, proctest.ObserverPass) }
+func (s testServer) observe() *redis.Client {
+	return s.dialAs(proctest.Observer, proctest.ObserverPass)
+}
 
 func (s testServer) dialAs(user, pw string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.addr, Username: user, Password: pw, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
