@@ -12,9 +12,10 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
 )
+
+// proctest imports nothing of the agent: the packages it serves (secrets,
+// sentinelconf, redisx) would import themselves in their tests.
 
 // Observer is the ACL user the password rotation tests log in as: the
 // rotation changes only the default user, so the tests' own checks never
@@ -69,12 +70,13 @@ func deniedAuth(ctx context.Context, c *redis.Client) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	v, ok := redisx.ParseInfo(s)["acl_access_denied_auth"]
-	if !ok {
-		return 0, false
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "acl_access_denied_auth:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
+	return 0, false
 }
 
 // authLog lists the ACL log's refused logins with their count and client.
@@ -106,7 +108,21 @@ func PasswordHash(pw string) string {
 
 // DefaultUserPasswords is the default user's password hashes on c's server.
 func DefaultUserPasswords(c *redis.Client) ([]string, error) {
-	return redisx.ACLPasswords(c.Do(context.Background(), "ACL", "GETUSER", "default"))
+	v, err := c.Do(context.Background(), "ACL", "GETUSER", "default").Slice()
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(v); i += 2 {
+		if v[i] == "passwords" {
+			ps, _ := v[i+1].([]any)
+			out := make([]string, 0, len(ps))
+			for _, p := range ps {
+				out = append(out, fmt.Sprint(p))
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("ACL GETUSER default answered no passwords field: %v", v)
 }
 
 // LogOffset is the size of a process log now, for AuthErrorsSince.
