@@ -13,6 +13,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
@@ -83,6 +84,7 @@ func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Events:   rec,
 		Metrics:  metrics.New(cfg.Version, cfg.Mode),
 		Password: pw,
+		Rotation: rotation.New(pw.Get, clock.RealClock{}, cfg.PasswordRotationGrace, log),
 		TLS:      tlsFiles,
 		Clock:    clock.RealClock{},
 	}

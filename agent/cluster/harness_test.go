@@ -57,6 +57,10 @@ type testPod struct {
 	mode    *clusterMode
 	stop    context.CancelFunc
 	done    chan struct{}
+	// secret is this pod's copy of the password Secret once rotateOn
+	// changed it (each kubelet updates its pod's at its own time); nil
+	// follows the cluster's password.
+	secret atomic.Value
 }
 
 // testCluster is a StatefulSet of testPods on 127.0.<subnet>.<ordinal+1>.
@@ -66,7 +70,8 @@ type testCluster struct {
 	expected atomic.Int32
 	coord    atomic.Int32 // ordinal of the coordinator
 	scaleOut string
-	password atomic.Value // string; "" for no auth
+	password atomic.Value  // string; "" for no auth
+	grace    time.Duration // --password-rotation-grace of the agents
 	pwChange map[int]chan struct{}
 	ipOf     func(ordinal int) string
 	pods     map[int]*testPod
@@ -109,7 +114,7 @@ func (c *testCluster) cfg(ordinal int) config.Config {
 		Mode: config.ModeCluster, RedisPort: testRedisPort, ResyncInterval: time.Second, ClusterReplicas: 1, ScaleOutAs: c.scaleOut,
 		InitTimeout: 5 * time.Second, SentinelPort: 26379, DownAfter: time.Second,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		TLS: c.tls,
+		TLS: c.tls, PasswordRotationGrace: c.grace,
 	}
 }
 
@@ -166,8 +171,13 @@ func (c *testCluster) startAgent(ordinal int) *testPod {
 		c.t.Fatal(err)
 	}
 	env := clusterEnv{
-		TLS:             files,
-		Password:        c.pw,
+		TLS: files,
+		Password: func() string {
+			if v := p.secret.Load(); v != nil {
+				return v.(string)
+			}
+			return c.pw()
+		},
 		PasswordChanged: c.pwChange[ordinal],
 		Log:             zerolog.New(zerolog.NewTestWriter(c.t)).Level(zerolog.WarnLevel).With().Int("agent", ordinal).Logger(),
 		PeerIP:          func(_ context.Context, o int) (string, error) { return c.ipOf(o), nil },
@@ -221,11 +231,24 @@ func (c *testCluster) pw() string { return c.password.Load().(string) }
 // file watcher fires.
 func (c *testCluster) rotate(pw string) {
 	c.password.Store(pw)
+	for _, p := range c.pods {
+		p.secret.Store(pw)
+	}
 	for _, ch := range c.pwChange {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// rotateOn changes pod o's copy of the password Secret only, as its
+// kubelet would; the test clients keep theirs.
+func (c *testCluster) rotateOn(o int, pw string) {
+	c.pods[o].secret.Store(pw)
+	select {
+	case c.pwChange[o] <- struct{}{}:
+	default:
 	}
 }
 

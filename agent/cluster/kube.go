@@ -46,7 +46,7 @@ func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 		TLS:      deps.TLS,
 	}
 	if deps.Password != nil {
-		env.Password, env.PasswordChanged = deps.Password.Get, deps.Password.Changed()
+		env.Password, env.PasswordChanged, env.Rotation = deps.Password.Get, deps.Password.Changed(), deps.Rotation
 	}
 	if deps.Events != nil {
 		env.Event = func(eventType, reason, note string) {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
@@ -38,10 +39,15 @@ type clusterEnv struct {
 	// RunElection campaigns for the coordinator Lease until ctx ends; nil
 	// when Coordinator is decided elsewhere.
 	RunElection func(ctx context.Context) error
-	Password    func() string
+	// Password is the password file's value; the agent's connections use
+	// Rotation's outgoing password.
+	Password func() string
 	// PasswordChanged receives after the password file changed; nil for
 	// never.
 	PasswordChanged <-chan struct{}
+	// Rotation steps a password change without failed logins; nil makes
+	// one over Password.
+	Rotation *rotation.Rotator
 	// TLS is the certificate material of the agent's connections; nil is
 	// plaintext. Its Changed makes redis-server reload renewed files.
 	TLS     *secrets.TLSFiles
@@ -119,6 +125,10 @@ func newClusterModeWith(cfg config.Config, env clusterEnv) *clusterMode {
 		env.FastInterval = time.Second
 	}
 	log := env.Log.With().Str("component", "cluster").Logger()
+	if env.Rotation == nil {
+		env.Rotation = rotation.New(env.Password, env.Clock, cfg.PasswordRotationGrace, env.Log)
+	}
+	env.Password = env.Rotation.Outgoing
 	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
 		status:   clusterStatus{Mode: config.ModeCluster, Pod: cfg.PodName, Role: "unknown"},
 		announce: &sidecar.Announcer{Cluster: true, Zone: cfg.Zone, PodName: cfg.PodName, Log: log}}
@@ -170,13 +180,12 @@ func (m *clusterMode) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-m.env.PasswordChanged:
-				m.applyPassword(ctx)
 			case <-m.env.TLS.Changed():
 				m.applyTLS(ctx)
 			}
 		}
 	})
+	g.Go(func() error { m.watchPassword(ctx); return nil })
 	g.Go(func() error { return m.loop(ctx) })
 	return g.Wait()
 }
@@ -407,26 +416,6 @@ func (m *clusterMode) Ready(ctx context.Context) error {
 
 func isLoading(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "LOADING")
-}
-
-// applyPassword sets a rotated password on the local redis-server at run
-// time (the include written by the next init carries it too). masterauth
-// first: a replica then still talks to a master that has not rotated yet
-// for as long as its current link lasts. Peers pick the new password up from
-// their own copy of the Secret; until they do, new connections between pods
-// with different passwords fail and the next pass retries.
-func (m *clusterMode) applyPassword(ctx context.Context) {
-	pw := m.env.Password()
-	local := m.local()
-	for _, param := range []string{"masterauth", "requirepass"} {
-		if err := local.ConfigSet(ctx, param, pw); err != nil {
-			m.log.Error().Err(err).Str("param", param).Msg("password changed but CONFIG SET failed; redis-server keeps the old one until the next try or restart")
-			m.env.Event("Warning", "PasswordNotApplied", fmt.Sprintf("CONFIG SET %s failed: %v", param, err))
-			return
-		}
-	}
-	m.log.Info().Msg("rotated password applied to redis-server (masterauth, requirepass)")
-	m.env.Event("Normal", "PasswordApplied", "rotated password applied to redis-server with CONFIG SET masterauth and requirepass")
 }
 
 // applyTLS makes redis-server reload renewed TLS files: any CONFIG SET of a

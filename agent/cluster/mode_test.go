@@ -51,6 +51,15 @@ func (f *fakeNode) KeysInSlots(context.Context, []int, int) (map[int][]string, e
 func (f *fakeNode) ConfigSet(_ context.Context, param, value string) error {
 	return f.configSet(param, value)
 }
+func (f *fakeNode) ConfigGet(context.Context, string) (string, error) {
+	return "", errors.New("unexpected CONFIG GET")
+}
+func (f *fakeNode) ACLPasswords(context.Context) ([]string, error) {
+	return nil, errors.New("unexpected ACL GETUSER")
+}
+func (f *fakeNode) ACLAddPassword(context.Context, string) error {
+	return errors.New("unexpected ACL SETUSER")
+}
 func (f *fakeNode) Migrate(context.Context, string, int, map[int][]string, string, time.Duration) error {
 	return errors.New("unexpected MIGRATE")
 }
@@ -130,15 +139,17 @@ func TestClusterModeReady(t *testing.T) {
 	}
 }
 
-func TestClusterModeAppliesRotatedPassword(t *testing.T) {
+// A password turned on (no rotation possible) is applied at once.
+func TestClusterModeAppliesPlainPassword(t *testing.T) {
 	var got []string
 	local := &fakeNode{configSet: func(param, value string) error {
 		got = append(got, param+"="+value)
 		return nil
 	}}
 	m := fakeClusterMode(t, 6, map[string]*fakeNode{"10.0.0.1": local})
-	m.env.Password = func() string { return "new-secret" }
-	m.applyPassword(context.Background())
+	if err := (clusterRotation{m}).Plain(context.Background(), "new-secret"); err != nil {
+		t.Fatal(err)
+	}
 	if want := []string{"masterauth=new-secret", "requirepass=new-secret"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("CONFIG SET calls %v, want %v (masterauth first)", got, want)
 	}

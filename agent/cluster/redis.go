@@ -39,6 +39,12 @@ type clusterNodeAPI interface {
 	KeysInSlots(ctx context.Context, slots []int, count int) (map[int][]string, error)
 	Migrate(ctx context.Context, ip string, port int, keysBySlot map[int][]string, password string, timeout time.Duration) error
 	ConfigSet(ctx context.Context, param, value string) error
+	// ConfigGet is CONFIG GET of one parameter.
+	ConfigGet(ctx context.Context, param string) (string, error)
+	// ACLPasswords lists the default user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context) ([]string, error)
+	// ACLAddPassword makes the default user accept pw too.
+	ACLAddPassword(ctx context.Context, pw string) error
 }
 
 // clusterOptions: one small pool, short timeouts, no retries (the next pass
@@ -134,6 +140,22 @@ func (n *goClusterNode) Failover(ctx context.Context) error { return n.c.Cluster
 
 func (n *goClusterNode) ConfigSet(ctx context.Context, param, value string) error {
 	return n.c.ConfigSet(ctx, param, value).Err()
+}
+
+func (n *goClusterNode) ConfigGet(ctx context.Context, param string) (string, error) {
+	m, err := n.c.ConfigGet(ctx, param).Result()
+	if err != nil {
+		return "", err
+	}
+	return m[param], nil
+}
+
+func (n *goClusterNode) ACLPasswords(ctx context.Context) ([]string, error) {
+	return redisx.ACLPasswords(n.c.Do(ctx, "ACL", "GETUSER", "default"))
+}
+
+func (n *goClusterNode) ACLAddPassword(ctx context.Context, pw string) error {
+	return n.c.Do(ctx, "ACL", "SETUSER", "default", "on", ">"+pw).Err()
 }
 
 func (n *goClusterNode) SetSlot(ctx context.Context, slots []int, state, id string) ([]error, error) {

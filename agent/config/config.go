@@ -47,6 +47,8 @@ type Config struct {
 	RedisPort    int    `name:"redis-port" env:"REDIS_HA_REDIS_PORT" default:"6379" help:"Port redis-server listens on."`
 	SentinelPort int    `name:"sentinel-port" env:"REDIS_HA_SENTINEL_PORT" default:"26379" help:"Port redis-sentinel listens on (sentinel mode)."`
 	PasswordFile string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
+	// PasswordRotationGrace is only for clients the agent does not control.
+	PasswordRotationGrace time.Duration `name:"password-rotation-grace" env:"REDIS_HA_PASSWORD_ROTATION_GRACE" default:"10s" help:"After a password change, how long the old password is still accepted once every pod uses the new one, for applications that read the Secret later (at most 1h)."`
 
 	TLS secrets.TLSSettings `embed:""`
 
@@ -110,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Mode == ModeCluster && c.PodIP == "" {
 		return fmt.Errorf("--pod-ip (POD_IP) is empty: cluster mode writes it into nodes.conf; set it from the downward API (fieldRef status.podIP)")
+	}
+	if c.PasswordRotationGrace < 0 || c.PasswordRotationGrace > time.Hour {
+		return fmt.Errorf("--password-rotation-grace (REDIS_HA_PASSWORD_ROTATION_GRACE) %s is out of range: give 0 to 1h; an old password accepted longer is a leaked one kept alive", c.PasswordRotationGrace)
 	}
 	if c.Replicas < 0 {
 		return fmt.Errorf("--replicas (REDIS_HA_REPLICAS) %d is negative: give the pod count, or 0 to read it from the StatefulSet", c.Replicas)

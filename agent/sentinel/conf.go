@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -59,29 +60,68 @@ func redisInclude(cfg config.Config, pods int, self string, masterHost string, p
 }
 
 // rewriteIncludeAuth replaces the auth lines of the include, keeping the
-// rest (the role it was written with at init).
-func rewriteIncludeAuth(path, password string) error {
-	if password != "" && !sentinelconf.RewriteSafe(password) {
-		return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
+// rest (the role it was written with at init). masterauth is what the
+// server authenticates to its master with; accept the passwords it
+// accepts, nil to keep the accepted ones as they are. One accepted
+// password is written as requirepass, as init writes it; two (in the
+// middle of a rotation) as a user line for the default user, which
+// redis-server applies after requirepass: a server restarted then still
+// accepts the password each of its peers authenticates with, whichever of
+// the two that is. An ACL file (aclfile in the image's redis.conf)
+// refuses user lines in redis.conf: see README, "Password rotation".
+func rewriteIncludeAuth(path, masterauth string, accept []string) error {
+	for _, pw := range append([]string{masterauth}, accept...) {
+		if pw != "" && !sentinelconf.RewriteSafe(pw) {
+			return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
+		}
 	}
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read %s to rotate its password: %w", path, err)
 	}
-	var lines []string
+	var lines, acceptLines []string
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
-		if strings.HasPrefix(l, "masterauth ") || strings.HasPrefix(l, "requirepass ") {
-			continue
+		switch {
+		case strings.HasPrefix(l, "masterauth "):
+		case strings.HasPrefix(l, "requirepass ") || strings.HasPrefix(l, "user default "):
+			acceptLines = append(acceptLines, l)
+		default:
+			lines = append(lines, l)
 		}
-		lines = append(lines, l)
 	}
-	if password != "" {
-		lines = append(lines, "masterauth "+password, "requirepass "+password)
+	if masterauth != "" {
+		lines = append(lines, "masterauth "+masterauth)
 	}
+	if accept != nil {
+		acceptLines = acceptAuthLines(accept)
+	}
+	lines = append(lines, acceptLines...)
 	if _, err := atomicfile.Write(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("rotate the password in %s: %w", path, err)
 	}
 	return nil
+}
+
+// acceptAuthLines are the include's lines that make redis-server accept
+// the passwords given ("" or none: no auth).
+func acceptAuthLines(accept []string) []string {
+	var pws []string
+	for _, pw := range accept {
+		if pw != "" && !slices.Contains(pws, pw) {
+			pws = append(pws, pw)
+		}
+	}
+	switch len(pws) {
+	case 0:
+		return nil
+	case 1:
+		return []string{"requirepass " + pws[0]}
+	}
+	l := "user default on ~* &* +@all"
+	for _, pw := range pws {
+		l += " >" + pw
+	}
+	return []string{l}
 }
 
 // sentinelFile merges the agent's lines into the existing sentinel.conf.

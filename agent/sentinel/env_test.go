@@ -27,6 +27,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
@@ -63,6 +64,9 @@ type envPod struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 	tls      *secrets.TLSFiles // nil: plaintext
+	// pwFile is this pod's copy of the Secret, which the agent watches:
+	// each kubelet updates its pod's volume at its own time.
+	pwFile string
 }
 
 const envPods = 3
@@ -130,11 +134,19 @@ func newSentinelEnv(t *testing.T) *sentinelEnv {
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 			RoleLabel: "redis-ha-agent/role", HTTPAddr: e.addr(i) + ":8080", ResyncInterval: 10 * time.Second,
 			SwitchoverTimeout: 30 * time.Second, InitTimeout: 10 * time.Second, ElectionWait: 30 * time.Second,
+			PasswordRotationGrace: 3 * time.Second,
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		e.pods = append(e.pods, &envPod{i: i, dir: dir, cfg: cfg})
+		pwFile := filepath.Join(dir, "secret", "password")
+		if err := os.MkdirAll(filepath.Dir(pwFile), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(pwFile, []byte(e.password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.pods = append(e.pods, &envPod{i: i, dir: dir, cfg: cfg, pwFile: pwFile})
 		e.createPod(i)
 	}
 	return e
@@ -194,13 +206,33 @@ func (e *sentinelEnv) pw() string {
 	return e.password
 }
 
-// rotatePassword replaces the Secret file's content, as the kubelet would.
+// rotatePassword replaces the Secret file's content in every pod at once,
+// and the test clients' password with it.
 func (e *sentinelEnv) rotatePassword(pw string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := atomicfile.Write(e.pwFile, []byte(pw+"\n"), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
+	for i := range e.pods {
+		e.rotatePasswordOn(i, pw)
+	}
+	e.password = pw
+}
+
+// rotatePasswordOn replaces pod i's copy of the Secret, as its kubelet
+// would; the test clients keep their password (setPassword).
+func (e *sentinelEnv) rotatePasswordOn(i int, pw string) {
+	if _, err := atomicfile.Write(e.pods[i].pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// setPassword is the test clients' password from now on (an application
+// that read the new Secret).
+func (e *sentinelEnv) setPassword(pw string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.password = pw
 }
 
@@ -288,7 +320,7 @@ func (e *sentinelEnv) startSentinel(i int) {
 // server (peers read /status from it).
 func (e *sentinelEnv) startAgent(i int) {
 	p := e.pods[i]
-	pw, err := secrets.NewPassword(e.pwFile)
+	pw, err := secrets.NewPassword(p.pwFile)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -296,7 +328,8 @@ func (e *sentinelEnv) startAgent(i int) {
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
 	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, TLS: p.tls, Clock: clock.RealClock{}}
-	m := newSentinelModeWith(p.cfg, deps, e.peers(i, pw.Get))
+	deps.Rotation = rotation.New(pw.Get, clock.RealClock{}, p.cfg.PasswordRotationGrace, log)
+	m := newSentinelModeWith(p.cfg, deps, e.peers(i, deps.Rotation.Outgoing))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
 	srv := sidecar.NewHTTPServer(p.cfg, deps, m)
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
@@ -321,7 +354,9 @@ func (e *sentinelEnv) stopAgent(i int) {
 }
 
 func (e *sentinelEnv) client(i int) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", Password: e.pw(), Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+	// The password is read at each connect: a client that reconnects
+	// after setPassword uses the new one, as a restarted application would.
+	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", CredentialsProvider: func() (string, string) { return "", e.pw() }, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, TLSConfig: e.clientTLS})
 }
 

@@ -213,7 +213,7 @@ func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error 
 	defer cancel()
 	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
 		Quorum: quorumOf(m.cfg, m.podCount()), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
-		ParallelSyncs: 1, AuthPass: m.deps.Password.Get(),
+		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(),
 	})
 }
 
@@ -335,30 +335,6 @@ func (m *sentinelMode) event(typ, reason, action, note string, args ...any) {
 	if m.deps.Events != nil {
 		m.deps.Events.Eventf(m.ref, nil, typ, reason, action, note, args...)
 	}
-}
-
-// applyPassword pushes a rotated password into the local redis-server
-// (masterauth, requirepass) and Sentinel (auth-pass, sentinel-pass, its own
-// requirepass). The agent's own clients read the password at each new
-// connection. Every pod applies the change when its kubelet updates the
-// Secret volume, so for that spread (up to a minute) pods on the old and the
-// new password cannot authenticate to each other; replication and Sentinel
-// retry and recover once all pods have it.
-func (m *sentinelMode) applyPassword(ctx context.Context) {
-	pw := m.deps.Password.Get()
-	c, cancel := context.WithTimeout(ctx, 3*m.peers.Timeout)
-	defer cancel()
-	var errs []error
-	errs = append(errs, m.local.ConfigSet(c, "masterauth", pw), m.local.ConfigSet(c, "requirepass", pw))
-	errs = append(errs, m.localSentinel().ApplyPassword(c, m.cfg.MasterName, pw))
-	// A redis-server container restart reads the include again (init does
-	// not run): it must carry the new password too.
-	errs = append(errs, rewriteIncludeAuth(m.cfg.RedisConfInclude, pw))
-	if err := errors.Join(errs...); err != nil {
-		m.log.Error().Err(err).Msg("applying the rotated password failed; the next change or a restart retries")
-		return
-	}
-	m.event(corev1.EventTypeNormal, "PasswordApplied", "ConfigSet", "rotated password applied to redis-server and Sentinel")
 }
 
 // renewEvery is how often a master writes its Lease: a third of the

@@ -104,7 +104,35 @@ func (n *goRedisNode) ConfigSet(ctx context.Context, param, value string) error 
 	return nil
 }
 
+func (n *goRedisNode) ConfigGet(ctx context.Context, param string) (string, error) {
+	m, err := n.c.ConfigGet(ctx, param).Result()
+	if err != nil {
+		return "", fmt.Errorf("CONFIG GET %s on redis-server %s: %w", param, n.addr(), err)
+	}
+	return m[param], nil
+}
+
+func (n *goRedisNode) ACLPasswords(ctx context.Context) ([]string, error) {
+	return aclPasswords(ctx, n.c.Do(ctx, "ACL", "GETUSER", "default"), "redis-server "+n.addr())
+}
+
+func (n *goRedisNode) ACLAddPassword(ctx context.Context, pw string) error {
+	if err := n.c.Do(ctx, "ACL", "SETUSER", "default", "on", ">"+pw).Err(); err != nil {
+		return fmt.Errorf("ACL SETUSER default (add a password) on redis-server %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
 func (n *goRedisNode) Close() error { return n.c.Close() }
+
+// aclPasswords is redisx.ACLPasswords with the server named in errors.
+func aclPasswords(_ context.Context, cmd *redis.Cmd, where string) ([]string, error) {
+	ps, err := redisx.ACLPasswords(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("ACL GETUSER default on %s: %w", where, err)
+	}
+	return ps, nil
+}
 
 // goSentinelNode adapts go-redis's SentinelClient to sentinelNode.
 type goSentinelNode struct{ c *redis.SentinelClient }
@@ -172,6 +200,59 @@ func (n *goSentinelNode) ApplyPassword(ctx context.Context, name, password strin
 	}
 	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SENTINEL", "CONFIG", "SET", "sentinel-pass", password)); err != nil {
 		return fmt.Errorf("SENTINEL CONFIG SET sentinel-pass on %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) ACLPasswords(ctx context.Context) ([]string, error) {
+	cmd := redis.NewCmd(ctx, "ACL", "GETUSER", "default")
+	_ = n.c.Process(ctx, cmd)
+	return aclPasswords(ctx, cmd, "Sentinel "+n.addr())
+}
+
+func (n *goSentinelNode) AcceptPassword(ctx context.Context, pw string) error {
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", "default", "on", ">"+pw)); err != nil {
+		return fmt.Errorf("ACL SETUSER default (add a password) on %s: %w", n.addr(), err)
+	}
+	return n.flushConfig(ctx)
+}
+
+func (n *goSentinelNode) SwitchPassword(ctx context.Context, name, pw string) error {
+	// A Sentinel that monitors nothing yet gets auth-pass with its
+	// SENTINEL MONITOR (the agent's outgoing password then).
+	if err := n.c.Set(ctx, name, "auth-pass", pw).Err(); err != nil && !strings.Contains(err.Error(), "No such master") {
+		return fmt.Errorf("SENTINEL SET %s auth-pass on %s: %w", name, n.addr(), err)
+	}
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SENTINEL", "CONFIG", "SET", "sentinel-pass", pw)); err != nil {
+		return fmt.Errorf("SENTINEL CONFIG SET sentinel-pass on %s: %w", n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goSentinelNode) SentinelPass(ctx context.Context) (string, error) {
+	cmd := redis.NewStringSliceCmd(ctx, "SENTINEL", "CONFIG", "GET", "sentinel-pass")
+	if err := n.c.Process(ctx, cmd); err != nil {
+		return "", fmt.Errorf("SENTINEL CONFIG GET sentinel-pass on %s: %w", n.addr(), err)
+	}
+	v := cmd.Val()
+	if len(v) != 2 {
+		return "", fmt.Errorf("SENTINEL CONFIG GET sentinel-pass on %s: %d values, want name and value", n.addr(), len(v))
+	}
+	return v[1], nil
+}
+
+func (n *goSentinelNode) OnlyPassword(ctx context.Context, pw string) error {
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", "default", "on", "resetpass", ">"+pw)); err != nil {
+		return fmt.Errorf("ACL SETUSER default (keep one password) on %s: %w", n.addr(), err)
+	}
+	return n.flushConfig(ctx)
+}
+
+// flushConfig makes Sentinel rewrite its file (an ACL change alone does
+// not), so a restarted Sentinel accepts what this one does.
+func (n *goSentinelNode) flushConfig(ctx context.Context) error {
+	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "SENTINEL", "FLUSHCONFIG")); err != nil {
+		return fmt.Errorf("SENTINEL FLUSHCONFIG on %s: %w", n.addr(), err)
 	}
 	return nil
 }

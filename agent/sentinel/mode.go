@@ -141,7 +141,7 @@ func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr (REDIS_HA_HTTP_ADDR) %q is not host:port: %w", cfg.HTTPAddr, err)
 	}
-	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Password.Get, deps.TLS, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
+	m := newSentinelModeWith(cfg, deps, defaultPeers(cfg, pods, deps.Rotation.Outgoing, deps.TLS, deps.Kube, deps.Log.With().Str("component", "sentinel").Logger()))
 	m.peerStatus = httpPeerStatus(m.peers, port)
 	m.scale = sentinelScale{count: topo, podExists: exists}
 	m.peerPods = func(ctx context.Context) (map[int]peerPod, error) {

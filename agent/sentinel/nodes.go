@@ -21,6 +21,12 @@ type redisNode interface {
 	// of Sentinels) so paused writes fail instead of vanishing.
 	KillNormalClients(ctx context.Context) error
 	ConfigSet(ctx context.Context, param, value string) error
+	// ConfigGet is CONFIG GET of one parameter.
+	ConfigGet(ctx context.Context, param string) (string, error)
+	// ACLPasswords lists the default user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context) ([]string, error)
+	// ACLAddPassword makes the default user accept pw too.
+	ACLAddPassword(ctx context.Context, pw string) error
 	Close() error
 }
 
@@ -35,6 +41,20 @@ type sentinelNode interface {
 	// ApplyPassword sets the password the Sentinel uses for the master
 	// (auth-pass), for its peers (sentinel-pass) and requires from clients.
 	ApplyPassword(ctx context.Context, name, password string) error
+	// ACLPasswords lists the default user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context) ([]string, error)
+	// AcceptPassword makes the default user accept pw too, and saves the
+	// file (a restarted Sentinel accepts both).
+	AcceptPassword(ctx context.Context, pw string) error
+	// SwitchPassword sets the password the Sentinel uses for the master
+	// (auth-pass, when it monitors one) and its peers (sentinel-pass).
+	SwitchPassword(ctx context.Context, name, pw string) error
+	// SentinelPass is SENTINEL CONFIG GET sentinel-pass: the password
+	// the Sentinel logs in to its peers with.
+	SentinelPass(ctx context.Context) (string, error)
+	// OnlyPassword leaves pw the default user's one password, and saves
+	// the file.
+	OnlyPassword(ctx context.Context, pw string) error
 	Failover(ctx context.Context, name string) error
 	// Reset is SENTINEL RESET: forget replicas and peers and rediscover
 	// them from the master at once (its next INFO), not in up to 10s.

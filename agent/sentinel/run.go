@@ -69,19 +69,6 @@ func (m *sentinelMode) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// watchPassword applies a rotated password and schedules a pass.
-func (m *sentinelMode) watchPassword(ctx context.Context, poke func(string)) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-m.deps.Password.Changed():
-			m.applyPassword(ctx)
-			poke("password changed")
-		}
-	}
-}
-
 // loop runs a pass when trigger fires or the interval is up, until ctx
 // ends.
 func (m *sentinelMode) loop(ctx context.Context, trigger <-chan string) error {

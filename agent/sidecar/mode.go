@@ -12,6 +12,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/httpserver"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 )
 
@@ -32,6 +33,9 @@ type Deps struct {
 	Events   events.EventRecorder // Events on this pod for every decision
 	Metrics  *metrics.Metrics
 	Password *secrets.Password
+	// Rotation holds the password of every outgoing auth during a
+	// rotation (the agent's clients, masterauth, Sentinel's auth-pass).
+	Rotation *rotation.Rotator
 	TLS      *secrets.TLSFiles // nil: plaintext
 	Clock    clock.WithTicker
 }
