@@ -79,6 +79,11 @@ func resolvePod(ctx context.Context, fqdn string) (string, error) {
 // server about the Lease every 8 s instead of every 2 s (the defaults).
 const coordinatorLeaseScale = 4
 
+// The coordinator's Lease is a plain leader election, so it is client-go's
+// leaderelection; sentinel mode's Lease follows Redis's authority (taken
+// over on a Sentinel majority's word, handed over in preStop), which that
+// library cannot do, so it has its own store (see sentinel/lease.go).
+//
 // runCoordinatorElection campaigns for the Lease --lease-name with the pod
 // name as identity (unique in the namespace and stable across restarts, so a
 // restarted holder recognises its own Lease), on the election client so other

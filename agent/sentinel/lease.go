@@ -17,6 +17,21 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 )
 
+// Why not client-go's leaderelection, which cluster mode's coordinator
+// uses (cluster/kube.go): there the Lease is the only authority, and a
+// plain campaign (acquire when expired, renew, step down) is exactly the
+// job. Here the Lease records who is master, and Redis is the authority
+// whenever it has an answer, which leaderelection cannot express:
+//   - the pod a Sentinel majority names takes a live Lease over at once,
+//     without waiting for it to expire;
+//   - a stopping master hands it to a named pod (HandOver) in preStop;
+//   - it is released when the local redis-server stops answering;
+//   - whether to take, renew or release is decided by the reconcile pass
+//     (decideSentinel) with the Lease as one input, not by a callback loop.
+// Both keep to the same rules: compare-and-swap on resourceVersion, and
+// expiry judged on the local monotonic clock from the last observed
+// change.
+//
 // leaseStore reads and writes the StatefulSet's Lease. Identity is the pod
 // name: it is stable across restarts, unique in the namespace, and it is
 // what the role label and the /status of peers are keyed by. Every write is
