@@ -28,6 +28,7 @@ import (
 //   - it is released when the local redis-server stops answering;
 //   - whether to take, renew or release is decided by the reconcile pass
 //     (decideSentinel) with the Lease as one input, not by a callback loop.
+//
 // Both keep to the same rules: compare-and-swap on resourceVersion, and
 // expiry judged on the local monotonic clock from the last observed
 // change.
