@@ -69,11 +69,12 @@ func runMatrix(t *testing.T, d *deployment) {
 	writeTable(t, "faults-"+d.name+".md", d.name+" mode", rows, ran)
 }
 
-// saveLogsIfFailed keeps the logs of a failed row's pods (the deployment is
-// shared by the rows and deleted with its namespace) under the system's temp
-// directory, and says where.
+// saveLogsIfFailed keeps the logs of a failed row's pods (of every row
+// with FAULTS_KEEP_LOGS=1; the deployment is shared by the rows and
+// deleted with its namespace) under the system's temp directory, and says
+// where.
 func saveLogsIfFailed(t *testing.T, d *deployment) {
-	if !t.Failed() {
+	if !t.Failed() && os.Getenv("FAULTS_KEEP_LOGS") == "" {
 		return
 	}
 	dir := filepath.Join(os.TempDir(), "redis-ha-e2e-logs", d.ns+"-"+filepath.Base(t.Name()))
