@@ -145,6 +145,12 @@ func (m *sentinelMode) executeUnfence(ctx context.Context, p sentinelPlan, maste
 	if !(p.Unfence || needUnpause) || !(masterOK || p.ReplicaOf >= 0) {
 		return nil
 	}
+	// A preStop that began while this pass was in flight owns the pause.
+	m.pauseMu.Lock()
+	defer m.pauseMu.Unlock()
+	if m.preStopOwnsPause {
+		return nil
+	}
 	if err := m.local.Unpause(ctx); err != nil {
 		return err
 	}

@@ -68,6 +68,16 @@ type sentinelMode struct {
 	// saved the position they stopped at; the loop keeps hands off and the
 	// state file is not rewritten.
 	stopping bool
+	// pauseMu orders a pass's CLIENT UNPAUSE with preStop taking the pause
+	// over: preStopOwnsPause is set under it when preStop starts, before
+	// preStop pauses, and a pass unpauses only under it and only while it
+	// is unset. A pass in flight when preStop starts (it checked switching
+	// before) must not lift the pause preStop set after it (seen in an
+	// integration test on a loaded machine: the first pass of a restarted
+	// agent lifts a pause left by the previous process, and it lifted the
+	// final pause of a preStop that had just begun).
+	pauseMu          sync.Mutex
+	preStopOwnsPause bool
 	// stateMu orders state file writes, so a pass that read INFO before
 	// the final pause cannot overwrite the final position.
 	stateMu         sync.Mutex

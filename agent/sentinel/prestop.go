@@ -28,6 +28,9 @@ const switchoverPoll = 5 * time.Millisecond
 // one and drop its clients so paused writes fail with an error instead of
 // being applied to a master nobody reads any more.
 func (m *sentinelMode) PreStop(ctx context.Context) error {
+	m.pauseMu.Lock()
+	m.preStopOwnsPause = true
+	m.pauseMu.Unlock()
 	err := m.preStop(ctx)
 	m.resumeUnlessTerminating(ctx, err)
 	return err
@@ -500,6 +503,9 @@ func (m *sentinelMode) resumeUnlessTerminating(ctx context.Context, preStopErr e
 	if err := m.local.Unpause(ctx); err != nil {
 		m.log.Warn().Err(err).Msg("unpausing writes after an undone preStop failed; the pause ends by itself")
 	}
+	m.pauseMu.Lock()
+	m.preStopOwnsPause = false
+	m.pauseMu.Unlock()
 	m.stateMu.Lock()
 	m.mu.Lock()
 	m.stopping = false
