@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/redis-ha-agent/redis-ha-agent/e2e/demo"
 )
 
 // deployment is one Redis setup applied to its own namespace.
@@ -130,15 +132,10 @@ func checkEngine(ctx context.Context, d *deployment) error {
 		if err != nil {
 			return fmt.Errorf("INFO server of %s: %w", p.Name, err)
 		}
-		f := map[string]string{}
-		for _, l := range strings.Split(info, "\n") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
-				f[k] = v
-			}
-		}
-		name, version := f["server_name"], f[f["server_name"]+"_version"]
+		name := demo.ParseInfoField(info, "server_name")
+		version := demo.ParseInfoField(info, name+"_version")
 		if name == "" {
-			name, version = "redis", f["redis_version"]
+			name, version = "redis", demo.ParseInfoField(info, "redis_version")
 		}
 		if name != d.engine.server || version != d.engine.version {
 			return fmt.Errorf("%s runs %s %s, want %s %s (FAULTS_ENGINE=%s)", p.Name, name, version, d.engine.server, d.engine.version, d.engine.name)
