@@ -90,6 +90,22 @@ func repoRoot() (string, error) {
 	}
 }
 
+// etcdDataDir is a directory for the test etcd's data on /dev/shm when it
+// is there (a tmpfs), else under dir. etcd 3.4 has no --unsafe-no-fsync,
+// and on a disk its fsyncs wait behind whatever else the machine writes (a
+// parallel go build): a clean-clone CI check saw API server writes time out
+// after 5 s. The data lives only as long as the test.
+func etcdDataDir(t testing.TB, dir string) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "agenttest-etcd-"); err == nil {
+			// Registered before Start's stop, so it runs after etcd exits.
+			t.Cleanup(func() { _ = os.RemoveAll(d) })
+			return d
+		}
+	}
+	return filepath.Join(dir, "etcd")
+}
+
 // StartAPIServer runs etcd and kube-apiserver on 127.0.B.1 (the first free
 // B from 39 down to 30, so concurrent runs do not collide) for one test and
 // returns an admin client config. A kube-apiserver that is not built fails
@@ -109,7 +125,7 @@ func StartAPIServer(t testing.TB) (*rest.Config, *Proc) {
 	ip := freeAPIAddress(t)
 	etcdURL := "http://" + ip + ":2379"
 	Start(t, filepath.Join(dir, "etcd.log"), "etcd",
-		"--name=agenttest", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--name=agenttest", "--data-dir="+etcdDataDir(t, dir),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls=http://"+ip+":2380", "--initial-advertise-peer-urls=http://"+ip+":2380",
 		"--initial-cluster=agenttest=http://"+ip+":2380", "--log-level=warn")
