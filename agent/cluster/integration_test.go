@@ -310,8 +310,12 @@ func TestClusterIntegrationPreStopFailover(t *testing.T) {
 	r := <-done
 	t.Logf("preStop failover of master pod 0 to pod %d: %s; writer: %d writes acknowledged, %d errors, longest write gap %s",
 		replicaOf0, took.Round(time.Millisecond), len(r.acked), r.errs, r.maxGap.Round(time.Millisecond))
-	if r.maxGap > time.Second {
-		t.Errorf("longest write gap %s, want under 1s", r.maxGap)
+	// A failover by the other masters' vote would leave a gap of at least
+	// cluster-node-timeout (2s in the harness); a shorter one shows preStop's
+	// CLUSTER FAILOVER moved the slots. How short is a speed figure for make
+	// bench, not an assertion that a loaded machine can fail.
+	if r.maxGap >= 2*time.Second {
+		t.Errorf("longest write gap %s, want under cluster-node-timeout (2s): the slots were not handed over by preStop's CLUSTER FAILOVER", r.maxGap)
 	}
 	_, replicas, err = c.topology(6)
 	if err != nil {
