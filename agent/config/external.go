@@ -50,6 +50,9 @@ func ordinalAt(base, port, pods int) int {
 // unquoted: letters, digits, dots, hyphens.
 var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
+// ValidHost: h is an IP address or a DNS name.
+func ValidHost(h string) bool { return net.ParseIP(h) != nil || hostName.MatchString(h) }
+
 func (e External) validate(mode string) error {
 	if e.RedisPort == 0 {
 		if e.SentinelPort != 0 {
@@ -63,7 +66,7 @@ func (e External) validate(mode string) error {
 	if e.Host == "" {
 		return fmt.Errorf("--external-host (REDIS_HA_EXTERNAL_HOST) is empty while --external-redis-port (REDIS_HA_EXTERNAL_REDIS_PORT) %d turns external access on: set it from the downward API (fieldRef status.hostIP) or to an address of the nodes", e.RedisPort)
 	}
-	if net.ParseIP(e.Host) == nil && !hostName.MatchString(e.Host) {
+	if !ValidHost(e.Host) {
 		return fmt.Errorf("--external-host (REDIS_HA_EXTERNAL_HOST) %q is neither an IP address nor a DNS name: give a node address or a name that resolves to the nodes", e.Host)
 	}
 	for _, p := range []struct {
