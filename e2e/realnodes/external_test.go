@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/redis-ha-agent/redis-ha-agent/e2e/workload"
 )
@@ -117,6 +118,7 @@ func TestExternalAccessSentinel(t *testing.T) {
 	cluster.NeedsLocalNodes(t, "a client that reaches only the nodes' addresses, and SIGKILL of a pod")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	waitNodePortsFree(t, ctx)
 	ns := newNamespace(t, ctx, "external")
 	start := time.Now()
 	if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", ns, "-k", filepath.Join(repoRoot(), "manifests", "overlays", "sentinel-3-external")); err != nil {
@@ -251,5 +253,31 @@ func checkSentinelsNameExternal(t *testing.T, ctx context.Context, out *outsideD
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
+	}
+}
+
+// waitNodePortsFree waits until no Service holds the component's fixed
+// NodePorts: they are cluster-wide, and a namespace of an earlier run may
+// still be terminating.
+func waitNodePortsFree(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var held []string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := cluster.Clientset.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		held = nil
+		for _, s := range l.Items {
+			for _, p := range s.Spec.Ports {
+				if (p.NodePort >= externalRedisPort && p.NodePort < externalRedisPort+3) || (p.NodePort >= externalSentinelPort && p.NodePort < externalSentinelPort+3) {
+					held = append(held, fmt.Sprintf("%s/%s:%d", s.Namespace, s.Name, p.NodePort))
+				}
+			}
+		}
+		return len(held) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the NodePorts of components/external-access are still held by %v: %v", held, err)
 	}
 }
