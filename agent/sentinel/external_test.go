@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,71 @@ func TestRedisIncludeExternal(t *testing.T) {
 	p := sentinelPeers{Pods: 3, Self: 1, Addr: fqdnOf, External: testExternal}
 	if got := p.ordinalOf(fqdnOf(1), 0); got != 1 {
 		t.Errorf("the fence's master address maps to ordinal %d, want this pod (1)", got)
+	}
+}
+
+// namingSentinel is a sentinelNode that names the master at one address.
+type namingSentinel struct {
+	sentinelNode
+	host string
+	port int
+}
+
+func (s namingSentinel) MasterAddr(context.Context, string) (string, int, bool, error) {
+	return s.host, s.port, true, nil
+}
+
+func (namingSentinel) Close() error { return nil }
+
+// TestSentinelInitExternal: init with external access. A Sentinel majority
+// names the master at a node address and NodePort; init recognises pod 2 by
+// the port, follows it at the address pod 2 announces itself, and has this
+// pod and its Sentinel announce the node address and their own NodePorts.
+// Booting fenced, the fence still points at the pod's own name on port 0.
+func TestSentinelInitExternal(t *testing.T) {
+	for name, tc := range map[string]struct {
+		sentinels namingSentinel
+		include   []string
+		sentinel  []string
+	}{
+		"MasterNamedExternally": {
+			sentinels: namingSentinel{host: "10.0.0.7", port: 31002},
+			include:   []string{"replica-announce-ip 10.0.0.1\n", "replica-announce-port 31001\n", "replicaof 10.0.0.3 31002\n"},
+			sentinel:  []string{"port 26379\n", "sentinel announce-ip \"10.0.0.1\"\n", "sentinel announce-port 31101\n", "sentinel monitor mymaster 10.0.0.3 31002 2\n"},
+		},
+		"NoMajorityFenced": {
+			sentinels: namingSentinel{host: "10.0.0.7", port: 31005}, // no pod's port: knows no master of ours
+			include:   []string{"replica-announce-ip 10.0.0.1\n", "replica-announce-port 31001\n", "replicaof " + fqdnOf(1) + " 0\n"},
+			sentinel:  []string{"sentinel announce-ip \"10.0.0.1\"\n", "sentinel announce-port 31101\n"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testInitCfg(t)
+			cfg.External = testExternal
+			peers := sentinelPeers{Pods: 3, Self: 1, Addr: fqdnOf, Timeout: time.Second, External: cfg.External,
+				Sentinel: func(string) sentinelNode { return tc.sentinels },
+				Redis: func(h string) redisNode {
+					return announceAsker{ip: map[string]string{fqdnOf(0): "10.0.0.2", fqdnOf(2): "10.0.0.3"}[h]}
+				},
+				Resolve: func(context.Context, string) error { return nil },
+			}
+			in := sentinelInit{cfg: cfg, log: zerolog.Nop(), peers: peers,
+				leaseHolder: func(context.Context) (string, error) { return "", nil }}
+			if err := in.run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			inc, _ := os.ReadFile(cfg.RedisConfInclude)
+			for _, w := range tc.include {
+				if !strings.Contains(string(inc), w) {
+					t.Errorf("include lacks %q:\n%s", w, inc)
+				}
+			}
+			sen, _ := os.ReadFile(cfg.SentinelConf)
+			for _, w := range tc.sentinel {
+				if !strings.Contains(string(sen), w) {
+					t.Errorf("sentinel.conf lacks %q:\n%s", w, sen)
+				}
+			}
+		})
 	}
 }
