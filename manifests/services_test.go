@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,8 +76,14 @@ func TestServices(t *testing.T) {
 				}
 			}
 		}
+		external := map[string]bool{}
+		if l.external { // checked by TestExternalAccess
+			for i := int32(0); i < l.replicas; i++ {
+				external[fmt.Sprintf("%s-%d-external", b.sts.Name, i)] = true
+			}
+		}
 		for name := range b.services {
-			if _, ok := want[name]; !ok {
+			if _, ok := want[name]; !ok && !external[name] {
 				t.Errorf("unexpected Service %s", name)
 			}
 		}

@@ -287,7 +287,7 @@ func ownedLines(p Params) []string {
 		"sentinel announce-hostnames yes",
 		// Quoted always, as Sentinel writes it, so its rewrite and ours agree.
 		"sentinel announce-ip "+`"`+p.AnnounceHost+`"`,
-		joinArgs("sentinel", "announce-port", strconv.Itoa(p.Port)),
+		joinArgs("sentinel", "announce-port", strconv.Itoa(p.announcePort())),
 	)
 	if p.MasterHost != "" {
 		lines = append(lines,
@@ -322,6 +322,13 @@ func portLines(p Params) []string {
 		joinArgs("tls-auth-clients", p.TLS.AuthClients),
 		"tls-replication yes",
 	}
+}
+
+func (p Params) announcePort() int {
+	if p.AnnouncePort != 0 {
+		return p.AnnouncePort
+	}
+	return p.Port
 }
 
 func hostKey(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }

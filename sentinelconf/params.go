@@ -25,7 +25,10 @@ type Params struct {
 
 	MyID         string // see MyID
 	AnnounceHost string // this pod's FQDN; Sentinel announces it to peers and clients
-	Port         int    // port and announce-port
+	Port         int    // port, and announce-port unless AnnouncePort is set
+	// AnnouncePort is the port announced when it differs from Port (an
+	// external NodePort); 0 announces Port.
+	AnnouncePort int
 
 	// Password, when set, is written as auth-pass for the master, and as
 	// requirepass and sentinel-pass so that Sentinels require it from
@@ -103,6 +106,9 @@ func (p Params) Validate() error {
 	}
 	if p.Port < 1 || p.Port > 65535 {
 		return bad("Port", fmt.Sprint(p.Port), "must be a TCP port, 1-65535")
+	}
+	if p.AnnouncePort < 0 || p.AnnouncePort > 65535 {
+		return bad("AnnouncePort", fmt.Sprint(p.AnnouncePort), "must be a TCP port, 1-65535, or 0 to announce Port")
 	}
 	if p.Quorum < 1 {
 		return bad("Quorum", fmt.Sprint(p.Quorum), "must be 1 or more: a majority of the Sentinels, e.g. 2 of 3")

@@ -54,6 +54,9 @@ func TestGolden(t *testing.T) {
 	repaired.Password = "n3w-s3cret"
 	noMaster := realParams(1)
 	noMaster.MasterHost, noMaster.Password = "", "n3w-s3cret"
+	external := podParams()
+	external.MasterHost, external.MasterPort = "192.0.2.10", 31000
+	external.AnnounceHost, external.AnnouncePort = "192.0.2.11", 31101
 
 	type golden struct {
 		reason   string
@@ -62,6 +65,7 @@ func TestGolden(t *testing.T) {
 	}
 	cases := map[string]golden{
 		"render-pod.golden":          {reason: "fresh file for a pod, no auth", params: podParams()},
+		"render-pod-external.golden": {reason: "external access: the node address and the Sentinel's NodePort announced, the master at its node address and NodePort; Sentinel still listens on Port", params: external},
 		"render-pod-password.golden": {reason: "fresh file with auth: auth-pass, requirepass, sentinel-pass", params: withPassword},
 		"merge-redis-7.0.15-noauth-failover-2-master-moved-peer-gone.golden": {
 			reason: "master moved to the replica and pod 3 is gone", existing: "redis-7.0.15/noauth-failover-2.conf", params: masterMoved,

@@ -52,6 +52,8 @@ type Config struct {
 
 	TLS secrets.TLSSettings `embed:""`
 
+	External External `embed:""`
+
 	DataDir          string `name:"data-dir" env:"REDIS_HA_DATA_DIR" default:"/data" help:"Redis data directory (the PVC)."`
 	RedisConfInclude string `name:"redis-conf-include" env:"REDIS_HA_REDIS_CONF_INCLUDE" default:"/data/conf/redis-ha.conf" help:"redis.conf include the agent writes (replicaof, announce, auth); include it from your redis.conf."`
 	SentinelConf     string `name:"sentinel-conf" env:"REDIS_HA_SENTINEL_CONF" default:"/data/conf/sentinel.conf" help:"sentinel.conf the agent renders and merges; must be writable by redis-sentinel."`
@@ -155,6 +157,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.TLS.Validate(c.RedisPort, c.SentinelPort); err != nil {
+		return err
+	}
+	if err := c.External.validate(c.Mode); err != nil {
 		return err
 	}
 	if c.Mode == ModeCluster && c.ClusterReplicas < 0 {

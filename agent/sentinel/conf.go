@@ -16,8 +16,23 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
-// redisInclude is the redis.conf include init writes. master < 0 means the
-// role is unknown: the server boots fenced, a replica of its own address
+// includeAddrs are the addresses the include names.
+type includeAddrs struct {
+	// Self is this pod's peer address (its DNS name), which the fence
+	// points at.
+	Self string
+	// AnnounceHost and AnnouncePort are what the server announces to its
+	// master and so to Sentinel and clients (replica-announce-ip/-port):
+	// Self and the Redis port, or the external address.
+	AnnounceHost string
+	AnnouncePort int
+	// MasterHost "" means the role is unknown: boot fenced.
+	MasterHost string
+	MasterPort int
+}
+
+// redisInclude is the redis.conf include init writes. No master host means
+// the role is unknown: the server boots fenced, a replica of its own address
 // on port 0, which refuses writes (READONLY) and never syncs, yet keeps the
 // replid and offset it loaded from its RDB for the election; INFO still
 // shows which pod is waiting. Booting as a master with an impossible
@@ -31,7 +46,7 @@ import (
 // PING took 5.09 s; with port 0, 0.1 s, as with Redis 8.0 and Valkey 8.0
 // and 8.1). In plaintext the self-connection only spun a futile
 // PSYNC loop; port 0 serves both.
-func redisInclude(cfg config.Config, pods int, self string, masterHost string, password string) ([]byte, error) {
+func redisInclude(cfg config.Config, pods int, a includeAddrs, password string) ([]byte, error) {
 	fence, err := config.FenceFor(cfg, pods)
 	if err != nil {
 		return nil, err
@@ -39,14 +54,14 @@ func redisInclude(cfg config.Config, pods int, self string, masterHost string, p
 	if password != "" && !sentinelconf.RewriteSafe(password) {
 		return nil, fmt.Errorf("the password in --password-file (REDIS_HA_PASSWORD_FILE) %s contains a space, a quote or a control character, which redis-sentinel 7.0 cannot write back into its config: use printable characters without spaces, e.g. hex or base64", cfg.PasswordFile)
 	}
-	role, port := "replica of "+masterHost, cfg.RedisPort
-	if masterHost == self {
-		role, port = "fenced: replica of its own address on port 0 (connects nowhere) until the sidecar's election decides (no master known)", 0
+	role, host, port := "replica of "+a.MasterHost, a.MasterHost, a.MasterPort
+	if a.MasterHost == "" {
+		role, host, port = "fenced: replica of its own address on port 0 (connects nowhere) until the sidecar's election decides (no master known)", a.Self, 0
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by redis-ha-agent init at every pod start; edits are overwritten.\n# Role at start: %s\n", role)
-	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", self, cfg.RedisPort)
-	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", masterHost, port)
+	fmt.Fprintf(&b, "replica-announce-ip %s\nreplica-announce-port %d\n", a.AnnounceHost, a.AnnouncePort)
+	fmt.Fprintf(&b, "replicaof %s %d\nreplica-read-only yes\n", host, port)
 	// Every pod gets the fence: it applies from the moment Sentinel or the
 	// election makes the pod master (agent/config/fence.go has the timing).
 	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag %d\n", fence.ToWrite, fence.MaxLag)

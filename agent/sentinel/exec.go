@@ -115,8 +115,8 @@ func (m *sentinelMode) executeRole(ctx context.Context, o sentinelObservation, p
 		errs = append(errs, m.labelSelf(ctx, redisx.RoleReplica))
 	}
 	if p.ReplicaOf >= 0 {
-		host := m.peers.Addr(p.ReplicaOf)
-		if err := m.local.ReplicaOf(ctx, host, m.cfg.RedisPort); err != nil {
+		host, port := announcedAddr(ctx, m.cfg, m.peerSet(), p.ReplicaOf, m.log)
+		if err := m.local.ReplicaOf(ctx, host, port); err != nil {
 			errs = append(errs, err)
 		} else if o.Local.Role == redisx.RoleMaster {
 			m.event(corev1.EventTypeWarning, "Demoted", "Demote", "demoted to replica of %s: %s", host, p.Reason)
@@ -215,9 +215,10 @@ func (m *sentinelMode) pointSentinels(ctx context.Context, o sentinelObservation
 }
 
 func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error {
+	host, port := announcedAddr(ctx, m.cfg, m.peerSet(), master, m.log)
 	c, cancel := context.WithTimeout(ctx, 3*m.peers.Timeout)
 	defer cancel()
-	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
+	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, host, port, monitorSettings{
 		Quorum: quorumOf(m.cfg, m.podCount()), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
 		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(),
 	})

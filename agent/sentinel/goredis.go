@@ -321,16 +321,23 @@ func (n *goSentinelNode) Members(ctx context.Context, name string) (sentinelMemb
 		return sentinelMembers{}, false, fmt.Errorf("SENTINEL SENTINELS %s on %s: %w", name, n.addr(), err)
 	}
 	for _, s := range ss {
-		ms.Sentinels = append(ms.Sentinels, s["ip"])
+		ms.Sentinels = append(ms.Sentinels, memberOf(s))
 	}
 	rs, err := n.c.Replicas(ctx, name).Result()
 	if err != nil {
 		return sentinelMembers{}, false, fmt.Errorf("SENTINEL REPLICAS %s on %s: %w", name, n.addr(), err)
 	}
 	for _, r := range rs {
-		ms.Replicas = append(ms.Replicas, r["ip"])
+		ms.Replicas = append(ms.Replicas, memberOf(r))
 	}
 	return ms, true, nil
+}
+
+// memberOf is the address of one SENTINEL SENTINELS or REPLICAS entry; a
+// port that does not parse is 0, which names no pod by port.
+func memberOf(fields map[string]string) memberAddr {
+	port, _ := strconv.Atoi(fields["port"])
+	return memberAddr{Host: fields["ip"], Port: port}
 }
 
 func (n *goSentinelNode) SetQuorum(ctx context.Context, name string, q int) error {

@@ -33,11 +33,31 @@ type sentinelPeers struct {
 	Sentinel func(host string) sentinelNode
 	// Resolve checks that a host name resolves (IPs always do).
 	Resolve func(ctx context.Context, host string) error
+	// External is how the pods are reached from outside the cluster; the
+	// zero value (off) names pods only by Addr.
+	External config.External
 }
 
-// ordinalOf maps an address a Sentinel reported back to a pod; -1 when it
-// is not one of ours.
-func (p sentinelPeers) ordinalOf(host string) int {
+// ordinalOf maps a Redis address that Redis or a Sentinel reported back to
+// a pod; -1 when it is not one of ours. A pod is known by its peer name
+// (any port: the fence points at its own name on port 0) and, with
+// external access on, by its external port on any host (external.go).
+func (p sentinelPeers) ordinalOf(host string, port int) int {
+	if i := p.nameOrdinal(host); i >= 0 {
+		return i
+	}
+	return p.External.RedisOrdinal(port, p.Pods)
+}
+
+// sentinelOrdinalOf is ordinalOf for a Sentinel's address.
+func (p sentinelPeers) sentinelOrdinalOf(host string, port int) int {
+	if i := p.nameOrdinal(host); i >= 0 {
+		return i
+	}
+	return p.External.SentinelOrdinal(port, p.Pods)
+}
+
+func (p sentinelPeers) nameOrdinal(host string) int {
 	h := strings.TrimSuffix(host, ".")
 	for i := 0; i < p.Pods; i++ {
 		if strings.EqualFold(h, strings.TrimSuffix(p.Addr(i), ".")) {
@@ -51,7 +71,7 @@ func defaultPeers(cfg config.Config, pods int, password func() string, tlsFiles 
 	timeout := time.Second
 	d := redisx.Dial{Password: password, Timeout: timeout, Fallback: apiPodIP(cfg, kube, log), TLS: tlsFiles, ServerName: serverNames(cfg)}
 	return sentinelPeers{
-		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout,
+		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout, External: cfg.External,
 		Redis:    func(h string) redisNode { return dialRedis(d, h, cfg.RedisPort) },
 		Sentinel: func(h string) sentinelNode { return dialSentinel(d, h, cfg.SentinelPort) },
 		Resolve: func(ctx context.Context, h string) error {
@@ -143,6 +163,9 @@ func Init(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.External.CheckSpan(pods); err != nil {
+		return err
+	}
 	leases := newLeaseStore(election, cfg.Namespace, cfg.LeaseName, cfg.PodName, nil)
 	in := sentinelInit{
 		cfg: cfg, log: log, password: pw,
@@ -168,13 +191,14 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	masterHost := self
+	addrs := includeAddrs{Self: self}
+	addrs.AnnounceHost, addrs.AnnouncePort = announcedAddr(ctx, in.cfg, in.peers, in.peers.Self, in.log)
 	if master >= 0 {
-		masterHost = in.peers.Addr(master)
+		addrs.MasterHost, addrs.MasterPort = announcedAddr(ctx, in.cfg, in.peers, master, in.log)
 	}
-	in.log.Info().Int("master", master).Str("master_host", masterHost).Str("reason", why).Msg("init decided the role")
+	in.log.Info().Int("master", master).Str("master_host", addrs.MasterHost).Int("master_port", addrs.MasterPort).Str("reason", why).Msg("init decided the role")
 
-	inc, err := redisInclude(in.cfg, in.peers.Pods, self, masterHost, in.password)
+	inc, err := redisInclude(in.cfg, in.peers.Pods, addrs, in.password)
 	if err != nil {
 		return err
 	}
@@ -183,13 +207,13 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	}
 
 	p := sentinelconf.Params{
-		MasterName: in.cfg.MasterName, MasterPort: in.cfg.RedisPort,
+		MasterName: in.cfg.MasterName, MasterHost: addrs.MasterHost, MasterPort: addrs.MasterPort,
 		Quorum: quorumOf(in.cfg, in.peers.Pods), DownAfter: in.cfg.DownAfter, FailoverTimeout: in.cfg.FailoverTimeout, ParallelSyncs: 1,
 		MyID: sentinelconf.MyID(in.cfg.Namespace, in.cfg.PodName), AnnounceHost: self, Port: in.cfg.SentinelPort,
 		Password: in.password, TLS: in.cfg.TLS.SentinelParams(),
 	}
-	if master >= 0 {
-		p.MasterHost = masterHost
+	if in.cfg.External.Enabled() {
+		p.AnnounceHost, p.AnnouncePort = in.cfg.External.Host, in.cfg.External.SentinelPortOf(in.peers.Self)
 	}
 	// Sentinel 7.0 refuses to start when a known-sentinel host does not
 	// resolve, so only peers that resolve now keep their lines.
@@ -331,14 +355,14 @@ func askSentinel(ctx context.Context, peers sentinelPeers, i int, name string, l
 func querySentinel(ctx context.Context, s sentinelNode, name string, peers sentinelPeers) (sentinelView, error) {
 	ctx, cancel := context.WithTimeout(ctx, peers.Timeout)
 	defer cancel()
-	host, _, ok, err := s.MasterAddr(ctx, name)
+	host, port, ok, err := s.MasterAddr(ctx, name)
 	if err != nil {
 		return sentinelView{Master: -1}, err
 	}
 	if !ok {
 		return sentinelView{Reachable: true, Master: -1}, nil
 	}
-	return sentinelView{Reachable: true, Master: peers.ordinalOf(host), named: true}, nil
+	return sentinelView{Reachable: true, Master: peers.ordinalOf(host, port), named: true}, nil
 }
 
 // isAuthError reports whether Redis or Sentinel refused the credentials:

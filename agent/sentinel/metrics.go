@@ -28,7 +28,7 @@ func (m *sentinelMode) measureLag(ctx context.Context, r redisx.ReplInfo) (int64
 	if r.Role != redisx.RoleReplica || !r.LinkUp {
 		return 0, false
 	}
-	i := m.peerSet().ordinalOf(r.MasterHost)
+	i := m.peerSet().ordinalOf(r.MasterHost, r.MasterPort)
 	if i < 0 || i == m.peers.Self {
 		return 0, false
 	}

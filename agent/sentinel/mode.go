@@ -147,6 +147,9 @@ func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 	// Pods above spec.replicas that still exist keep counting (a restart
 	// in the middle of a scale-down).
 	pods := probeSpan(ctx, spec, exists)
+	if err := cfg.External.CheckSpan(pods); err != nil {
+		return nil, err
+	}
 	_, port, err := net.SplitHostPort(cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr (REDIS_HA_HTTP_ADDR) %q is not host:port: %w", cfg.HTTPAddr, err)

@@ -177,8 +177,8 @@ func (m *sentinelMode) promoteReplica(ctx context.Context, first map[int]peerPod
 // writers, hands the label and the Lease over and waits for the Sentinels
 // to agree. demoted is true once REPLICAOF succeeded.
 func (m *sentinelMode) demoteTo(ctx context.Context, newMaster int, start time.Time) (demoted bool, err error) {
-	host := m.peers.Addr(newMaster)
-	if err := m.local.ReplicaOf(ctx, host, m.cfg.RedisPort); err != nil {
+	host, port := announcedAddr(ctx, m.cfg, m.peerSet(), newMaster, m.log)
+	if err := m.local.ReplicaOf(ctx, host, port); err != nil {
 		return false, err
 	}
 	// Paused writers are still connected to us: kill them so their writes
@@ -300,7 +300,7 @@ func (m *sentinelMode) waitReplicasCaughtUp(ctx context.Context, restart func(co
 	}
 	nodes := map[int]redisNode{}
 	for _, rep := range r.Replicas {
-		if i := m.peerSet().ordinalOf(rep.Host); i >= 0 && rep.State == "online" {
+		if i := m.peerSet().ordinalOf(rep.Host, rep.Port); i >= 0 && rep.State == "online" {
 			nodes[i] = m.peers.Redis(m.peers.Addr(i))
 		}
 	}

@@ -261,7 +261,7 @@ func (m *sentinelMode) observeLocal(o *sentinelObservation, r redisx.ReplInfo, p
 		o.LocalMasterFor = o.Now.Sub(m.masterSince)
 	}
 	if r.Role == redisx.RoleReplica {
-		o.LocalMaster = peers.ordinalOf(r.MasterHost)
+		o.LocalMaster = peers.ordinalOf(r.MasterHost, r.MasterPort)
 		if o.LocalMaster >= 0 && o.LocalMaster != o.Self {
 			m.link.observe(o.Now, r.LinkUp, r.LinkDownFor)
 		}

@@ -3,6 +3,8 @@ package sentinel
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,17 +190,26 @@ func kubePodExists(cfg config.Config, deps sidecar.Deps) func(ctx context.Contex
 }
 
 // sentinelMembers is what a Sentinel knows about the master it monitors:
-// SENTINEL MASTER's quorum and state, and the hosts SENTINEL SENTINELS and
-// SENTINEL REPLICAS list.
+// SENTINEL MASTER's quorum and state, and the addresses SENTINEL SENTINELS
+// and SENTINEL REPLICAS list.
 type sentinelMembers struct {
 	Quorum int
 	// Flags is SENTINEL MASTER's flags ("master", "master,s_down", …);
 	// FailoverState its failover-state ("" when not reported).
 	Flags         string
 	FailoverState string
-	Sentinels     []string
-	Replicas      []string
+	Sentinels     []memberAddr
+	Replicas      []memberAddr
 }
+
+// memberAddr is a Sentinel's or a replica's address as a Sentinel lists
+// it: with external access the port is what names the pod.
+type memberAddr struct {
+	Host string
+	Port int
+}
+
+func (a memberAddr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
 
 // busy: a failover runs or may be about to (the master is seen down).
 func (s sentinelMembers) busy() bool {
@@ -257,12 +268,17 @@ func decideReset(in resetInput) (bool, string) {
 	return true, fmt.Sprintf("the local Sentinel still lists %s, which are not pods of the StatefulSet any more", strings.Join(in.Stale, ", "))
 }
 
-// staleHosts lists the hosts of ms that map to no ordinal of the span.
+// staleHosts lists the addresses of ms that map to no ordinal of the span.
 func staleHosts(p sentinelPeers, ms sentinelMembers) []string {
 	var out []string
-	for _, h := range append(append([]string(nil), ms.Sentinels...), ms.Replicas...) {
-		if p.ordinalOf(h) < 0 {
-			out = append(out, h)
+	for _, a := range ms.Sentinels {
+		if p.sentinelOrdinalOf(a.Host, a.Port) < 0 {
+			out = append(out, a.String())
+		}
+	}
+	for _, a := range ms.Replicas {
+		if p.ordinalOf(a.Host, a.Port) < 0 {
+			out = append(out, a.String())
 		}
 	}
 	return out

@@ -103,7 +103,7 @@ func TestSentinelResetForgetsRemovedPod(t *testing.T) {
 					wantR = append(wantR, e.addr(j))
 				}
 			}
-			ok = ok && err == nil && sameSet(ms.Sentinels, wantS) && sameSet(ms.Replicas, wantR)
+			ok = ok && err == nil && sameSet(hostsOf(ms.Sentinels), wantS) && sameSet(hostsOf(ms.Replicas), wantR)
 			state = append(state, fmt.Sprintf("sentinel %d: sentinels %v replicas %v %v", i, ms.Sentinels, ms.Replicas, err))
 		}
 		return ok, strings.Join(state, "; ")
@@ -147,6 +147,14 @@ func writeLines(t *testing.T, path string, lines ...string) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func hostsOf(as []memberAddr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Host)
+	}
+	return out
 }
 
 func sameSet(a, b []string) bool {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 func TestNextSpan(t *testing.T) {
@@ -162,14 +164,38 @@ func TestDecideReset(t *testing.T) {
 }
 
 func TestStaleHosts(t *testing.T) {
-	peers := sentinelPeers{Pods: 3, Addr: func(i int) string { return fmt.Sprintf("redis-%d.redis-headless.default.svc.cluster.local", i) }}
-	ms := sentinelMembers{
-		Sentinels: []string{"redis-1.redis-headless.default.svc.cluster.local", "redis-3.redis-headless.default.svc.cluster.local", "redis-4.redis-headless.default.svc.cluster.local."},
-		Replicas:  []string{"REDIS-2.redis-headless.default.svc.cluster.local", "redis-4.redis-headless.default.svc.cluster.local"},
+	fqdn := func(i int) string { return fmt.Sprintf("redis-%d.redis-headless.default.svc.cluster.local", i) }
+	cases := map[string]struct {
+		reason string
+		peers  sentinelPeers
+		ms     sentinelMembers
+		want   []string
+	}{
+		"PeerNames": {
+			reason: "the entries of pods 3 and 4 (gone after a scale to 3) are stale, pods 1 and 2 (any case, trailing dot) are not",
+			peers:  sentinelPeers{Pods: 3, Addr: fqdn},
+			ms: sentinelMembers{
+				Sentinels: []memberAddr{{fqdn(1), 26379}, {fqdn(3), 26379}, {fqdn(4) + ".", 26379}},
+				Replicas:  []memberAddr{{"REDIS-2.redis-headless.default.svc.cluster.local", 6379}, {fqdn(4), 6379}},
+			},
+			want: []string{fqdn(3) + ":26379", fqdn(4) + ".:26379", fqdn(4) + ":6379"},
+		},
+		"ExternalPorts": {
+			reason: "with external access every pod announces a node address; the port names the pod, so pods 0-2 on one node are live whatever the address, and ports of pods 3 and 4 (scaled away) or of the other range are stale",
+			peers:  sentinelPeers{Pods: 3, Addr: fqdn, External: config.External{Host: "10.0.0.1", RedisPort: 31000, SentinelPort: 31100}},
+			ms: sentinelMembers{
+				Sentinels: []memberAddr{{"10.0.0.1", 31101}, {"10.0.0.2", 31102}, {"10.0.0.1", 31103}, {"10.0.0.1", 31001}},
+				Replicas:  []memberAddr{{"10.0.0.1", 31000}, {"10.0.0.3", 31002}, {"10.0.0.1", 31004}, {"10.0.0.1", 31100}},
+			},
+			want: []string{"10.0.0.1:31103", "10.0.0.1:31001", "10.0.0.1:31004", "10.0.0.1:31100"},
+		},
 	}
-	want := []string{"redis-3.redis-headless.default.svc.cluster.local", "redis-4.redis-headless.default.svc.cluster.local.", "redis-4.redis-headless.default.svc.cluster.local"}
-	if diff := cmp.Diff(want, staleHosts(peers, ms)); diff != "" {
-		t.Errorf("staleHosts: the entries of pods 3 and 4 (gone after a scale to 3) are stale, pods 1 and 2 (any case, trailing dot) are not (-want +got):\n%s", diff)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, staleHosts(tc.peers, tc.ms)); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
 

@@ -55,7 +55,7 @@ func (m *sentinelMode) saveFinalState(r redisx.ReplInfo) {
 }
 
 func (m *sentinelMode) writeState(r redisx.ReplInfo) {
-	if r.Role == "" || r.ReplID == "" || (r.Role == redisx.RoleReplica && m.peerSet().ordinalOf(r.MasterHost) == m.peers.Self) {
+	if r.Role == "" || r.ReplID == "" || (r.Role == redisx.RoleReplica && m.peerSet().ordinalOf(r.MasterHost, r.MasterPort) == m.peers.Self) {
 		return
 	}
 	m.mu.Lock()
@@ -114,7 +114,7 @@ func reportedState(r redisx.ReplInfo) nodeState {
 // the last second (appendfsync everysec).
 func (m *sentinelMode) effective(r redisx.ReplInfo) nodeState {
 	n := reportedState(r)
-	if r.Role != redisx.RoleReplica || m.peerSet().ordinalOf(r.MasterHost) != m.peers.Self {
+	if r.Role != redisx.RoleReplica || m.peerSet().ordinalOf(r.MasterHost, r.MasterPort) != m.peers.Self {
 		return n
 	}
 	st, ok := loadState(m.statePath())

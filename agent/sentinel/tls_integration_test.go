@@ -300,7 +300,7 @@ func startFencedTLS(t *testing.T, ca *proctest.CA, dir, ip, server string, pods 
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	inc, err := redisInclude(cfg, pods, ip, ip, "")
+	inc, err := redisInclude(cfg, pods, includeAddrs{Self: ip, AnnounceHost: ip, AnnouncePort: cfg.RedisPort}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,11 @@ func TestChartMatchesOverlays(t *testing.T) {
 			release: "redis-cluster",
 			values:  map[string]any{"mode": "cluster", "tls": map[string]any{"enabled": true}},
 		},
+		"sentinel external access": {
+			overlay: "overlays/sentinel-3-external",
+			release: "redis",
+			values:  map[string]any{"externalAccess": map[string]any{"enabled": true}},
+		},
 		"sentinel valkey": {
 			overlay: "overlays/sentinel-3-valkey",
 			release: "redis",

@@ -15,8 +15,9 @@ import (
 // warning (informational messages are logged).
 func TestLint(t *testing.T) {
 	sets := map[string]map[string]any{
-		"sentinel": {"mode": "sentinel"},
-		"cluster":  {"mode": "cluster"},
+		"sentinel":                         {"mode": "sentinel"},
+		"cluster":                          {"mode": "cluster"},
+		"sentinel external access, domain": {"replicas": 5, "externalAccess": map[string]any{"enabled": true, "service": map[string]any{"domain": "redis.example.com"}}},
 	}
 	for name, c := range customCases {
 		sets[name] = c.parsedValues(t)
@@ -102,6 +103,18 @@ func TestInvalidValues(t *testing.T) {
 		"template: serviceMonitor": {
 			values: map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
 			want:   "this chart has no ServiceMonitor; the agents are scraped by a PodMonitor (as manifests/components/monitoring): set metrics.podMonitor.enabled=true instead",
+		},
+		"schema: externalAccess LoadBalancer": {
+			values: map[string]any{"externalAccess": map[string]any{"enabled": true, "service": map[string]any{"type": "LoadBalancer"}}},
+			want:   "at '/externalAccess/service/type': value must be 'NodePort'",
+		},
+		"template: externalAccess in cluster mode": {
+			values: map[string]any{"mode": "cluster", "externalAccess": map[string]any{"enabled": true}},
+			want:   "externalAccess.enabled: external access is not supported in cluster mode yet",
+		},
+		"template: externalAccess NodePorts overlap": {
+			values: map[string]any{"replicas": 5, "externalAccess": map[string]any{"enabled": true, "service": map[string]any{"nodePorts": map[string]any{"redis": 30379, "sentinel": 30382}}}},
+			want:   "externalAccess.service.nodePorts: redis 30379 and sentinel 30382 overlap for 5 pods",
 		},
 		"template: release name too long": {
 			release: strings.Repeat("r", 53),

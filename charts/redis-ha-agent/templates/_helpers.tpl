@@ -154,6 +154,22 @@ paths (Secret volumes), never as values.
 - name: REDIS_HA_TLS_CA_FILE
   value: /etc/redis-ha/tls/ca.crt
 {{- end }}
+{{- if .Values.externalAccess.enabled }}
+# External access: announce the node address (or the given domain) and
+# this pod's NodePorts (base + ordinal).
+- name: REDIS_HA_EXTERNAL_HOST
+{{- with .Values.externalAccess.service.domain }}
+  value: {{ . | quote }}
+{{- else }}
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+{{- end }}
+- name: REDIS_HA_EXTERNAL_REDIS_PORT
+  value: {{ .Values.externalAccess.service.nodePorts.redis | int | quote }}
+- name: REDIS_HA_EXTERNAL_SENTINEL_PORT
+  value: {{ .Values.externalAccess.service.nodePorts.sentinel | int | quote }}
+{{- end }}
 {{- with .Values.agent.extraEnv }}
 {{ toYaml . }}
 {{- end }}
