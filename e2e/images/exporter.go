@@ -67,19 +67,26 @@ func exporterTarget() target {
 			if err != nil {
 				return nil, caMissing(err)
 			}
-			layer, err := layerOf(append(nonrootBase(ca),
-				regular(strings.TrimPrefix(ExporterBinary, "/"), 0o755, bin)))
-			if err != nil {
-				return nil, err
-			}
-			return imageOf(layer, v1.Config{
-				User:         exporterUser,
-				Entrypoint:   []string{ExporterBinary},
-				Env:          []string{"PATH=" + defaultPath, "SSL_CERT_FILE=/" + imageCABundle},
-				ExposedPorts: map[string]struct{}{"9121/tcp": {}},
-			})
+			return exporterImage(bin, ca)
 		},
 	}
+}
+
+// exporterImage is the binary where upstream's image has it, with
+// upstream's user and entrypoint, on the agent's distroless-like base (no
+// shell).
+func exporterImage(binary, caBundle []byte) (v1.Image, error) {
+	layer, err := layerOf(append(nonrootBase(caBundle),
+		regular(strings.TrimPrefix(ExporterBinary, "/"), 0o755, binary)))
+	if err != nil {
+		return nil, err
+	}
+	return imageOf(layer, v1.Config{
+		User:         exporterUser,
+		Entrypoint:   []string{ExporterBinary},
+		Env:          []string{"PATH=" + defaultPath, "SSL_CERT_FILE=/" + imageCABundle},
+		ExposedPorts: map[string]struct{}{"9121/tcp": {}},
+	})
 }
 
 // buildExporter runs exporterGoInstall into work and returns the binary.
