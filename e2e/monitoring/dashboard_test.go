@@ -2,6 +2,7 @@ package monitoring
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"regexp"
 	"strings"
@@ -122,7 +123,7 @@ func TestDashboardLayout(t *testing.T) {
 // TestDashboard: every expression of dashboard.json parses as PromQL and
 // names only series the agent exports, or redis_exporter serves for a
 // real master and replica (exporterSeries: the built exporter scraping
-// real redis-servers), or `up`; every panel query is scoped to the chosen
+// real redis-servers, and again valkey-servers), or `up`; every panel query is scoped to the chosen
 // namespace and StatefulSet, and the series the dashboard exists to show
 // are on it.
 func TestDashboard(t *testing.T) {
@@ -132,13 +133,16 @@ func TestDashboard(t *testing.T) {
 	}
 	panels, vars := dashboardExprs(t, src)
 	pc := promcheck(t)
-	known := exported(t, pc)
-	for n := range exporterSeries(t) {
-		known[n] = true
-	}
-	for _, msg := range unexported(t, pc, known, append(panels, vars...)) {
-		if msg != "" {
-			t.Error(msg)
+	agent := exported(t, pc)
+	for _, program := range []string{"redis-server", "valkey-server"} {
+		known := maps.Clone(agent)
+		for n := range exporterSeries(t, program) {
+			known[n] = true
+		}
+		for _, msg := range unexported(t, pc, known, append(panels, vars...)) {
+			if msg != "" {
+				t.Errorf("with %s: %s", program, msg)
+			}
 		}
 	}
 	all := strings.Join(panels, "\n")

@@ -20,7 +20,7 @@
 //     with the password file the agent writes, a password change picked
 //     up by GET /-/reload (its liveness probe), TLS with the pod-name
 //     check, and the dashboard's redis_* series against what it serves.
-//     redis-server (and redis-cli) come from the host.
+//     redis-server, redis-cli and valkey-server come from the host.
 //
 // promtool (github.com/prometheus/prometheus/cmd/promtool) is built by
 // e2e/hack/build-promtool.sh into the e2e cache ($REDIS_HA_E2E_CACHE, else

@@ -165,9 +165,16 @@ func (s *syncBuffer) String() string {
 // directives and returns the port once it answers (a TCP connect).
 func redisServer(t *testing.T, directives ...string) int {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return server(t, "redis-server", directives...)
+}
+
+// server starts program (redis-server or valkey-server) as redisServer
+// does.
+func server(t *testing.T, program string, directives ...string) int {
+	t.Helper()
+	bin, err := exec.LookPath(program)
 	if err != nil {
-		t.Fatalf("redis-server is not on PATH: the exporter checks scrape a real one; run e2e/hack/install-deps.sh (Debian package redis-server)")
+		t.Fatalf("%s is not on PATH: the exporter checks scrape a real one; run e2e/hack/install-deps.sh (Debian package %s)", program, program)
 	}
 	port := freePort(t)
 	args := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--port", strconv.Itoa(port)}
@@ -283,14 +290,15 @@ func exporterOn(t *testing.T, dir string, pod map[string]string, certDir string,
 }
 
 // exporterSeries are the series names redis_exporter serves for a master
-// with a replica (the replica's master link and offsets, the master's
-// replica count), each scraped by its own exporter started with the
-// environment components/redis-exporter gives it, with a password.
-func exporterSeries(t *testing.T) map[string]bool {
+// with a replica of program (redis-server or valkey-server: the replica's
+// master link and offsets, the master's replica count), each scraped by
+// its own exporter started with the environment components/redis-exporter
+// gives it, with a password.
+func exporterSeries(t *testing.T, program string) map[string]bool {
 	t.Helper()
 	const pw = "exporter-test-password"
-	master := redisServer(t, "--requirepass "+pw, "--masterauth "+pw)
-	replica := redisServer(t, "--requirepass "+pw, "--masterauth "+pw, fmt.Sprintf("--replicaof 127.0.0.1 %d", master))
+	master := server(t, program, "--requirepass "+pw, "--masterauth "+pw)
+	replica := server(t, program, "--requirepass "+pw, "--masterauth "+pw, fmt.Sprintf("--replicaof 127.0.0.1 %d", master))
 	names := map[string]bool{}
 	for i, port := range []int{master, replica} {
 		listen, _ := exporterOn(t, "testdata/sentinel", map[string]string{"POD_NAME": fmt.Sprintf("redis-%d", i), "POD_NAMESPACE": "test"}, "", port, pw)
