@@ -103,7 +103,8 @@ e2e-long: e2e-rbac
 
 # The monitoring component's checks alone (no cluster): promtool on the
 # alert rules, the objects against prometheus-operator's types, the
-# dashboard's series. make e2e runs them too.
+# dashboard's series, and redis_exporter (its image from e2e/images, built
+# on first use) against real redis-servers. make e2e runs them too.
 monitoring: monitoring-tools
 	cd e2e && $(GO) test -count=1 -v ./monitoring
 

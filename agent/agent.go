@@ -33,19 +33,43 @@ type InitEnv struct {
 // when the init container has an API client.
 func Init(ctx context.Context, cfg config.Config, log zerolog.Logger, env InitEnv) error {
 	redisx.RouteLibraryLogs(log)
-	var err error
-	switch cfg.Mode {
-	case config.ModeSentinel:
-		err = sentinel.Init(ctx, cfg, log)
-	case config.ModeCluster:
-		err = cluster.Init(ctx, cfg, log, env.LookupHost)
-	default:
-		err = fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
-	}
+	err := initPod(ctx, cfg, log, env)
 	if err != nil && ctx.Err() == nil {
 		reportFailure(cfg, "InitFailed", "Init", err, log)
 	}
 	return err
+}
+
+func initPod(ctx context.Context, cfg config.Config, log zerolog.Logger, env InitEnv) error {
+	if err := writeExporterPassword(cfg); err != nil {
+		return err
+	}
+	switch cfg.Mode {
+	case config.ModeSentinel:
+		return sentinel.Init(ctx, cfg, log)
+	case config.ModeCluster:
+		return cluster.Init(ctx, cfg, log, env.LookupHost)
+	default:
+		return fmt.Errorf("--mode (REDIS_HA_MODE) %q is not known: use sentinel or cluster", cfg.Mode)
+	}
+}
+
+// writeExporterPassword writes redis_exporter's password file before the
+// exporter container starts (containers start after the init containers).
+func writeExporterPassword(cfg config.Config) error {
+	f := exporterPasswordFile(cfg)
+	if f.Path == "" {
+		return nil
+	}
+	pw, err := secrets.ReadPasswordFile(cfg.PasswordFile)
+	if err != nil {
+		return err
+	}
+	return f.Write(pw)
+}
+
+func exporterPasswordFile(cfg config.Config) secrets.ExporterPasswordFile {
+	return secrets.ExporterPasswordFile{Path: cfg.ExporterPasswordFile, Port: cfg.RedisPort}
 }
 
 // Run is the sidecar: it builds the shared parts, the mode, and runs the
@@ -65,6 +89,9 @@ func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log = log.With().Str("pod", cfg.PodName).Str("mode", cfg.Mode).Logger()
 	pw, err := secrets.NewPassword(cfg.PasswordFile)
 	if err != nil {
+		return err
+	}
+	if err := pw.MirrorTo(exporterPasswordFile(cfg)); err != nil {
 		return err
 	}
 	tlsFiles, err := secrets.NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{})

@@ -43,6 +43,9 @@ type layout struct {
 	// external: components/external-access is on (a NodePort Service per
 	// pod, the agent's external-address flags set).
 	external bool
+	// exporter: components/redis-exporter is on (a redis_exporter
+	// container beside the server).
+	exporter bool
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -59,7 +62,7 @@ func layouts() map[string]layout {
 		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true, netpol: true},
 		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true, netpol: true},
 		"overlays/sentinel-3-external":     {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, netpol: true, external: true},
-		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true, netpol: true},
+		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true, netpol: true, exporter: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},
 	}

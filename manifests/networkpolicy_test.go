@@ -23,7 +23,7 @@ const clientLabel = "redis-ha-agent/client"
 // servedPorts are the TCP ports the StatefulSet's pods serve, read from
 // the pod template; 0 where the build has none.
 type servedPorts struct {
-	redis, sentinel, bus, agent int32
+	redis, sentinel, bus, agent, exporter int32
 }
 
 func portsOf(t *testing.T, b *built, mode string) servedPorts {
@@ -48,6 +48,9 @@ func portsOf(t *testing.T, b *built, mode string) servedPorts {
 	}
 	if c := findContainer(spec.InitContainers, "sentinel"); c != nil && len(c.Ports) > 0 {
 		p.sentinel = c.Ports[0].ContainerPort
+	}
+	if c := findContainer(spec.Containers, exporterContainer); c != nil && len(c.Ports) > 0 {
+		p.exporter = c.Ports[0].ContainerPort
 	}
 	if c := findContainer(spec.InitContainers, "agent"); c != nil && len(c.Ports) > 0 {
 		p.agent = c.Ports[0].ContainerPort
@@ -214,7 +217,7 @@ func checkPolicies(t *testing.T, b *built, mode string, extra ...reach) {
 	// 6380: a port nothing in the bases serves, e.g. the plaintext port
 	// of a TLS migration (--plaintext-port): peers reach it, nobody else.
 	const otherPort = 6380
-	all := func(p servedPorts) []int32 { return []int32{p.redis, p.sentinel, p.bus, p.agent, otherPort} }
+	all := func(p servedPorts) []int32 { return []int32{p.redis, p.sentinel, p.bus, p.agent, p.exporter, otherPort} }
 	none := func(servedPorts) []int32 { return nil }
 	cases := []reach{
 		{source{"peer", ns, peerLabels}, all},
@@ -223,7 +226,7 @@ func checkPolicies(t *testing.T, b *built, mode string, extra ...reach) {
 		{source{`client label "false"`, ns, labels.Set{clientLabel: "false"}}, none},
 		{source{"labelled client in another namespace", "other", labels.Set{clientLabel: "true"}}, none},
 		{source{"unlabelled pod", ns, labels.Set{"app": "web"}}, none},
-		{source{"Prometheus", "monitoring", labels.Set{"app.kubernetes.io/name": "prometheus"}}, func(p servedPorts) []int32 { return []int32{p.agent} }},
+		{source{"Prometheus", "monitoring", labels.Set{"app.kubernetes.io/name": "prometheus"}}, func(p servedPorts) []int32 { return []int32{p.agent, p.exporter} }},
 		{source{"Prometheus labels outside monitoring", ns, labels.Set{"app.kubernetes.io/name": "prometheus"}}, none},
 	}
 	for _, c := range append(cases, extra...) {

@@ -44,9 +44,10 @@ type Config struct {
 	Mode     string `name:"mode" env:"REDIS_HA_MODE" enum:"sentinel,cluster" default:"sentinel" help:"HA topology: sentinel (1 master, N replicas, Sentinels) or cluster (Redis Cluster)."`
 	Replicas int    `name:"replicas" env:"REDIS_HA_REPLICAS" default:"0" help:"Expected number of pods; 0 reads spec.replicas of the StatefulSet."`
 
-	RedisPort    int    `name:"redis-port" env:"REDIS_HA_REDIS_PORT" default:"6379" help:"Port redis-server listens on."`
-	SentinelPort int    `name:"sentinel-port" env:"REDIS_HA_SENTINEL_PORT" default:"26379" help:"Port redis-sentinel listens on (sentinel mode)."`
-	PasswordFile string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
+	RedisPort            int    `name:"redis-port" env:"REDIS_HA_REDIS_PORT" default:"6379" help:"Port redis-server listens on."`
+	SentinelPort         int    `name:"sentinel-port" env:"REDIS_HA_SENTINEL_PORT" default:"26379" help:"Port redis-sentinel listens on (sentinel mode)."`
+	PasswordFile         string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
+	ExporterPasswordFile string `name:"exporter-password-file" env:"REDIS_HA_EXPORTER_PASSWORD_FILE" help:"Where to write redis_exporter's password file (JSON: localhost address to password) from --password-file, rewritten when the password changes, for a redis_exporter beside redis-server (components/redis-exporter); empty: none."`
 	// PasswordRotationGrace is only for clients the agent does not control.
 	PasswordRotationGrace time.Duration `name:"password-rotation-grace" env:"REDIS_HA_PASSWORD_ROTATION_GRACE" default:"10s" help:"After a password change, how long the old password is still accepted once every pod uses the new one, for applications that read the Secret later (at most 1h)."`
 

@@ -21,6 +21,9 @@ type Password struct {
 	mu      sync.RWMutex
 	value   string
 	changed chan struct{}
+	// exporter is rewritten with every new value (nothing when its Path
+	// is empty).
+	exporter ExporterPasswordFile
 }
 
 // ReadPasswordFile reads path once; an empty path means no auth.
@@ -49,6 +52,15 @@ func NewPassword(path string) (*Password, error) {
 		return nil, err
 	}
 	return &Password{path: path, value: pw, changed: make(chan struct{}, 1)}, nil
+}
+
+// MirrorTo writes the exporter's password file now and again after every
+// change; call it before Run.
+func (p *Password) MirrorTo(f ExporterPasswordFile) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.exporter = f
+	return f.Write(p.value)
 }
 
 // Get returns the current password ("" for no auth).
@@ -82,11 +94,15 @@ func (p *Password) reload(log zerolog.Logger) {
 	p.mu.Lock()
 	same := pw == p.value
 	p.value = pw
+	exporter := p.exporter
 	p.mu.Unlock()
 	if same {
 		return
 	}
 	log.Info().Msg("password changed; applying it")
+	if err := exporter.Write(pw); err != nil {
+		log.Error().Err(err).Msg("redis_exporter keeps the previous password")
+	}
 	select {
 	case p.changed <- struct{}{}:
 	default:

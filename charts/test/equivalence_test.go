@@ -284,6 +284,98 @@ patches:
         labels: {release: kube-prometheus-stack, team: storage}
 `,
 	},
+	// redis_exporter beside the server, scraped by the PodMonitor's second
+	// endpoint, with the password the agent writes for it.
+	"sentinel: redis_exporter, password, PodMonitor": {
+		release: "redis",
+		values: `
+auth:
+  existingSecret: redis-auth
+metrics:
+  exporter: {enabled: true}
+  podMonitor: {enabled: true}
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/sentinel]
+components: [COMPONENTS/networkpolicy, COMPONENTS/redis-exporter, COMPONENTS/monitoring]
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata:
+        name: redis
+      spec:
+        template:
+          spec:
+            initContainers:
+              - name: agent-init
+                env:
+                  - {name: REDIS_HA_PASSWORD_FILE, value: /etc/redis-ha/auth/password}
+                volumeMounts:
+                  - {name: auth, mountPath: /etc/redis-ha/auth, readOnly: true}
+              - name: agent
+                env:
+                  - {name: REDIS_HA_PASSWORD_FILE, value: /etc/redis-ha/auth/password}
+                volumeMounts:
+                  - {name: auth, mountPath: /etc/redis-ha/auth, readOnly: true}
+            volumes:
+              - name: auth
+                secret:
+                  secretName: redis-auth
+                  defaultMode: 0440
+                  items:
+                    - {key: password, path: password}
+  - patch: |-
+      apiVersion: monitoring.coreos.com/v1
+      kind: PrometheusRule
+      metadata: {name: redis-ha-agent}
+      $patch: delete
+  - patch: |-
+      apiVersion: v1
+      kind: ConfigMap
+      metadata: {name: redis-ha-agent-dashboard}
+      $patch: delete
+`,
+	},
+	// redis_exporter over TLS on Valkey, from another registry with other
+	// resources: components/redis-exporter-tls after tls and the exporter.
+	"cluster: redis_exporter over TLS, valkey, exporter image and resources": {
+		release: "redis-cluster",
+		values: `
+mode: cluster
+engine: valkey
+tls:
+  enabled: true
+metrics:
+  exporter:
+    enabled: true
+    image: {repository: registry.example.com/redis_exporter, tag: v1.97.0-mirror, pullPolicy: Always}
+    resources:
+      requests: {cpu: 20m, memory: 48Mi}
+      limits: {cpu: 300m, memory: 96Mi}
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/cluster]
+components: [COMPONENTS/networkpolicy, COMPONENTS/tls, COMPONENTS/valkey, COMPONENTS/redis-exporter, COMPONENTS/redis-exporter-tls]
+images:
+  - {name: oliver006/redis_exporter, newName: registry.example.com/redis_exporter, newTag: v1.97.0-mirror}
+patches:
+  - target: {kind: StatefulSet}
+    patch: |-
+      - op: replace
+        path: /spec/template/spec/containers/1/imagePullPolicy
+        value: Always
+      - op: replace
+        path: /spec/template/spec/containers/1/resources
+        value:
+          requests: {cpu: 20m, memory: 48Mi}
+          limits: {cpu: 300m, memory: 96Mi}
+`,
+	},
 	// The PodMonitor alone: the rules and the dashboard left out with the
 	// patches README "Monitoring" gives for a further StatefulSet.
 	"cluster: PodMonitor only": {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -217,6 +218,8 @@ func normalizeKustomize(t *testing.T, objs []object) {
 // where a kustomize patch inserts an entry does not count: env by name
 // (only while no value refers to another variable with $(...), where order
 // matters), volumeMounts by mountPath, volumes by name.
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
 func normalizeOrder(t *testing.T, objs []object) {
 	t.Helper()
 	for _, o := range objs {
@@ -228,10 +231,18 @@ func normalizeOrder(t *testing.T, objs []object) {
 		for _, key := range []string{"initContainers", "containers"} {
 			for _, c := range list(spec, key) {
 				c := c.(map[string]any)
+				// A $(VAR) reference resolves only to a variable listed
+				// before it: checked here, on each side, before sorting.
+				defined := map[string]bool{}
 				for _, e := range list(c, "env") {
-					if v, _ := e.(map[string]any)["value"].(string); strings.Contains(v, "$(") {
-						t.Fatalf("%s: container %s: env %v refers to another variable; its order matters and may not be sorted", objID(o), c["name"], e)
+					e := e.(map[string]any)
+					v, _ := e["value"].(string)
+					for _, m := range envRef.FindAllStringSubmatch(v, -1) {
+						if !defined[m[1]] {
+							t.Fatalf("%s: container %s: env %v refers to %s, which is not listed before it", objID(o), c["name"], e, m[1])
+						}
 					}
+					defined[fmt.Sprint(e["name"])] = true
 				}
 				sortBy(c, "env", "name")
 				sortBy(c, "volumeMounts", "mountPath")

@@ -1,7 +1,8 @@
 // Package images builds the container images the e2e cluster runs, here,
 // without a registry or a container engine: the agent image from this
 // repository's source, the pause image from upstream Kubernetes' pause.c, and
-// Redis and Valkey images from Debian root filesystems made with mmdebstrap.
+// Redis and Valkey images from Debian root filesystems made with mmdebstrap,
+// and redis_exporter's from its upstream Go module.
 //
 // Each image is written as a docker-archive tarball that
 // `ctr -n k8s.io images import` loads under the exact reference the

@@ -43,7 +43,7 @@ type Options struct {
 
 // Names are the short names Options.Only accepts, in build order.
 func Names() []string {
-	return []string{"agent", "pause", "redis-7.0", "valkey-8.0", "redis-8.0", "valkey-8.1"}
+	return []string{"agent", "pause", "redis-7.0", "valkey-8.0", "redis-8.0", "valkey-8.1", "redis-exporter"}
 }
 
 // Aliases maps images that manifests (ours, the seeds', the baseline's) name
@@ -129,6 +129,9 @@ func targets(o Options) ([]target, error) {
 		if selected(o, d.name) {
 			ts = append(ts, d.target(filepath.Join(o.CacheDir, "debs")))
 		}
+	}
+	if selected(o, "redis-exporter") {
+		ts = append(ts, exporterTarget())
 	}
 	return ts, nil
 }

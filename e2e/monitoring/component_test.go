@@ -39,12 +39,15 @@ func TestComponentBuilds(t *testing.T) {
 				t.Errorf("PodMonitor selector differs from the StatefulSet's (-sts +podmonitor):\n%s", d)
 			}
 			eps, _ := get(pm, "spec", "podMetricsEndpoints").([]any)
-			if len(eps) != 1 {
-				t.Fatalf("PodMonitor has %d podMetricsEndpoints, want 1", len(eps))
+			if len(eps) != 2 {
+				t.Fatalf("PodMonitor has %d podMetricsEndpoints, want 2 (the agent, redis_exporter)", len(eps))
 			}
 			ep := object(eps[0].(map[string]any))
 			checkAgentPort(t, sts, ep["port"], ep["path"])
-			checkRelabelings(t, ep["relabelings"])
+			checkRelabelings(t, ep["relabelings"], "redis-ha-agent")
+			ep = object(eps[1].(map[string]any))
+			checkExporterPort(t, sts, ep["port"], ep["path"], true)
+			checkRelabelings(t, ep["relabelings"], "redis-exporter")
 			rules[mode] = get(find(t, objs, "PrometheusRule", ""), "spec")
 			cm := find(t, objs, "ConfigMap", "redis-ha-agent-dashboard")
 			if l := get(cm, "metadata", "labels", "grafana_dashboard"); l != "1" {
@@ -103,8 +106,13 @@ func TestComponentOnEveryOverlay(t *testing.T) {
 				}
 				return
 			}
-			ep := object(get(pm, "spec", "podMetricsEndpoints").([]any)[0].(map[string]any))
+			eps := get(pm, "spec", "podMetricsEndpoints").([]any)
+			ep := object(eps[0].(map[string]any))
 			checkAgentPort(t, sts, ep["port"], ep["path"])
+			// The exporter's endpoint finds its port only where the
+			// overlay includes components/redis-exporter.
+			ep = object(eps[1].(map[string]any))
+			checkExporterPort(t, sts, ep["port"], ep["path"], name == "production")
 		})
 	}
 }
@@ -158,10 +166,42 @@ func checkAgentPort(t *testing.T, sts object, port, path any) {
 	t.Fatalf("no initContainer named agent in StatefulSet %s", sts.name())
 }
 
-// checkRelabelings: the labels the rules and the dashboard group by.
-func checkRelabelings(t *testing.T, rl any) {
+// checkExporterPort: the PodMonitor's second port is the named port of
+// the redis-exporter container where the build has one (want), and no
+// container's port name otherwise (so that endpoint makes no target).
+func checkExporterPort(t *testing.T, sts object, port, path any, want bool) {
 	t.Helper()
-	want := map[string]bool{"statefulset<-__meta_kubernetes_pod_controller_name": false, "job=redis-ha-agent": false}
+	if path != "/metrics" {
+		t.Errorf("PodMonitor exporter path = %v, want /metrics", path)
+	}
+	var found []string
+	for _, list := range []string{"initContainers", "containers"} {
+		cs, _ := get(sts, "spec", "template", "spec", list).([]any)
+		for _, c := range cs {
+			c := object(c.(map[string]any))
+			ports, _ := c["ports"].([]any)
+			for _, p := range ports {
+				p := p.(map[string]any)
+				if p["name"] != port {
+					continue
+				}
+				found = append(found, str(c["name"]))
+				// The exporter listens on :9121 (REDIS_EXPORTER_WEB_LISTEN_ADDRESS unset).
+				if c["name"] != "redis-exporter" || str(p["containerPort"]) != "9121" {
+					t.Errorf("PodMonitor port %v is port %v of container %v, want 9121 of redis-exporter", port, p["containerPort"], c["name"])
+				}
+			}
+		}
+	}
+	if want && len(found) != 1 || !want && len(found) != 0 {
+		t.Errorf("PodMonitor port %v is a named port of %v; want it on the redis-exporter container: %v", port, found, want)
+	}
+}
+
+// checkRelabelings: the labels the rules and the dashboard group by.
+func checkRelabelings(t *testing.T, rl any, job string) {
+	t.Helper()
+	want := map[string]bool{"statefulset<-__meta_kubernetes_pod_controller_name": false, "job=" + job: false}
 	list, _ := rl.([]any)
 	for _, r := range list {
 		r := r.(map[string]any)
@@ -169,8 +209,8 @@ func checkRelabelings(t *testing.T, rl any) {
 		switch {
 		case r["targetLabel"] == "statefulset" && len(src) == 1 && src[0] == "__meta_kubernetes_pod_controller_name":
 			want["statefulset<-__meta_kubernetes_pod_controller_name"] = true
-		case r["targetLabel"] == "job" && r["replacement"] == "redis-ha-agent" && len(src) == 0:
-			want["job=redis-ha-agent"] = true
+		case r["targetLabel"] == "job" && r["replacement"] == job && len(src) == 0:
+			want["job="+job] = true
 		}
 	}
 	for k, ok := range want {

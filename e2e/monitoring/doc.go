@@ -13,7 +13,14 @@
 //     exports (its own registry, promcheck series) or `up`, and README.md's
 //     metrics table lists exactly the agent's series;
 //   - README.md's snippets that enable the component and leave out its
-//     rules and dashboard build as it says.
+//     rules and dashboard build as it says;
+//   - redis_exporter (the image e2e/images builds from its Go module, for
+//     manifests/components/redis-exporter) run with the environment the
+//     component gives it against real redis-server processes: redis_up 1
+//     with the password file the agent writes, a password change picked
+//     up by GET /-/reload (its liveness probe), TLS with the pod-name
+//     check, and the dashboard's redis_* series against what it serves.
+//     redis-server, redis-cli and valkey-server come from the host.
 //
 // promtool (github.com/prometheus/prometheus/cmd/promtool) is built by
 // e2e/hack/build-promtool.sh into the e2e cache ($REDIS_HA_E2E_CACHE, else

@@ -191,7 +191,7 @@ func unexported(t *testing.T, pc string, known map[string]bool, exprs []string) 
 			}
 		}
 		if len(bad) > 0 {
-			res[i] = fmt.Sprintf("%q names %v, which the agent does not export", exprs[i], bad)
+			res[i] = fmt.Sprintf("%q names %v, which neither the agent nor redis_exporter exports", exprs[i], bad)
 		}
 	}
 	return res

@@ -26,7 +26,10 @@ const (
 // TestProductionOverlay applies manifests/overlays/production unchanged on
 // the real nodes and checks what only a real node shows: the agent image's
 // own binary runs (no shell in it), its memory limit is in its cgroup,
-// `kubectl logs` has its JSON log; then deletes the master pod and checks,
+// `kubectl logs` has its JSON log; every pod's redis_exporter (the image
+// e2e/images builds from its Go module) serves redis_up 1 for its own
+// server with the password the agent wrote it, which is in none of its
+// process' environment or arguments; then deletes the master pod and checks,
 // with reads that do not trust the agent, that no WAIT-acknowledged write
 // is lost, and that the EndpointSlice reported the terminating master as a
 // real kubelet does (terminating, readiness still probed).
@@ -84,6 +87,8 @@ func TestProductionOverlay(t *testing.T) {
 			t.Errorf("the agent's log contains the password")
 		}
 	})
+
+	t.Run("redis-exporter", func(t *testing.T) { testExporter(t, ctx, ns, password) })
 
 	t.Run("delete master", func(t *testing.T) {
 		mc := redisClient(podFQDN(master, ns), password)

@@ -170,6 +170,11 @@ paths (Secret volumes), never as values.
 - name: REDIS_HA_EXTERNAL_SENTINEL_PORT
   value: {{ .Values.externalAccess.service.nodePorts.sentinel | int | quote }}
 {{- end }}
+{{- if .Values.metrics.exporter.enabled }}
+# The agent writes redis_exporter's password file (JSON) from its own.
+- name: REDIS_HA_EXPORTER_PASSWORD_FILE
+  value: /etc/redis-exporter/auth/passwords.json
+{{- end }}
 {{- with .Values.agent.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -194,5 +199,9 @@ paths (Secret volumes), never as values.
 {{- end }}
 {{- if .Values.tls.enabled }}
 {{ include "redis-ha-agent.tlsMount" . }}
+{{- end }}
+{{- if .Values.metrics.exporter.enabled }}
+- name: redis-exporter-auth
+  mountPath: /etc/redis-exporter/auth
 {{- end }}
 {{- end -}}
