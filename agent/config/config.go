@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 )
 
@@ -49,6 +50,13 @@ type Config struct {
 	PasswordFile string `name:"password-file" env:"REDIS_HA_PASSWORD_FILE" help:"File holding the Redis password (a Secret volume); empty means no auth. Watched for changes."`
 	// PasswordRotationGrace is only for clients the agent does not control.
 	PasswordRotationGrace time.Duration `name:"password-rotation-grace" env:"REDIS_HA_PASSWORD_ROTATION_GRACE" default:"10s" help:"After a password change, how long the old password is still accepted once every pod uses the new one, for applications that read the Secret later (at most 1h)."`
+
+	// ACL users: README, "ACL users". Every user the agent manages logs
+	// in with --password-file's password, so one rotation covers them.
+	AgentUser          string `name:"agent-user" env:"REDIS_HA_AGENT_USER" help:"ACL user the agent's own clients log in as, on every redis-server and Sentinel, with the --password-file password; the agent defines it with only the commands it needs (README, ACL users). Empty: the default user."`
+	ReplicationUser    string `name:"replication-user" env:"REDIS_HA_REPLICATION_USER" help:"ACL user replicas log in to their master as (masteruser), with the --password-file password; the agent defines it with PSYNC, REPLCONF and PING only. Empty: the default user."`
+	SentinelAuthUser   string `name:"sentinel-auth-user" env:"REDIS_HA_SENTINEL_AUTH_USER" help:"Sentinel mode: ACL user Sentinel logs in as, to redis-servers (sentinel auth-user) and to the other Sentinels (sentinel sentinel-user), with the --password-file password; the agent defines it with the commands Sentinel sends. Empty: the default user."`
+	DisableDefaultUser bool   `name:"disable-default-user" env:"REDIS_HA_DISABLE_DEFAULT_USER" help:"Turn every redis-server's default user off (user default off, no requirepass): every login names a user. Needs --agent-user, --replication-user and, in sentinel mode, --sentinel-auth-user. Sentinels keep their default user (clients ask them where the master is)."`
 
 	TLS secrets.TLSSettings `embed:""`
 
@@ -154,6 +162,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %d is not a TCP port", name, p)
 		}
 	}
+	if err := c.validateUsers(); err != nil {
+		return err
+	}
 	if err := c.TLS.Validate(c.RedisPort, c.SentinelPort); err != nil {
 		return err
 	}
@@ -161,6 +172,54 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--cluster-replicas (REDIS_HA_CLUSTER_REPLICAS) %d is negative", c.ClusterReplicas)
 	}
 	return nil
+}
+
+// validateUsers checks the ACL user flags (README, "ACL users").
+func (c *Config) validateUsers() error {
+	for flag, name := range map[string]string{
+		"--agent-user (REDIS_HA_AGENT_USER)":                 c.AgentUser,
+		"--replication-user (REDIS_HA_REPLICATION_USER)":     c.ReplicationUser,
+		"--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)": c.SentinelAuthUser,
+	} {
+		if err := acl.ValidName(flag, name); err != nil {
+			return err
+		}
+	}
+	u := c.Users()
+	if !u.Enabled() {
+		return nil
+	}
+	if c.PasswordFile == "" {
+		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) need --password-file (REDIS_HA_PASSWORD_FILE): the users the agent defines log in with its password; mount the Secret and set the flag")
+	}
+	if c.Mode == ModeCluster {
+		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) are supported in sentinel mode only so far: unset them for --mode cluster, which logs in as the default user with --password-file")
+	}
+	if c.DisableDefaultUser {
+		var missing []string
+		if c.AgentUser == "" {
+			missing = append(missing, "--agent-user (REDIS_HA_AGENT_USER)")
+		}
+		if c.ReplicationUser == "" {
+			missing = append(missing, "--replication-user (REDIS_HA_REPLICATION_USER)")
+		}
+		if c.SentinelAuthUser == "" && c.Mode == ModeSentinel {
+			missing = append(missing, "--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER) leaves nobody to log in as for what %s would name: set %s too", strings.Join(missing, ", "), strings.Join(missing, " and "))
+		}
+	}
+	return nil
+}
+
+// Users are the ACL users the agent manages (agent/acl).
+func (c *Config) Users() acl.Users {
+	u := acl.Users{Agent: c.AgentUser, Replication: c.ReplicationUser, DefaultOff: c.DisableDefaultUser}
+	if c.Mode == ModeSentinel {
+		u.Sentinel = c.SentinelAuthUser
+	}
+	return u
 }
 
 // Ordinal is this pod's StatefulSet ordinal. Call after Validate.

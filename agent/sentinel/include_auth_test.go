@@ -1,11 +1,14 @@
 package sentinel
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 )
 
 // The include follows the rotation's steps, so a redis-server restarted at
@@ -50,7 +53,7 @@ func TestRewriteIncludeAuth(t *testing.T) {
 			if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := rewriteIncludeAuth(path, tc.masterauth, tc.accept); err != nil {
+			if err := rewriteIncludeAuth(path, acl.Users{}, tc.masterauth, tc.accept); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(path)
@@ -66,7 +69,7 @@ func TestRewriteIncludeAuthKeepsUserLineAtSwitch(t *testing.T) {
 	if err := os.WriteFile(path, []byte("masterauth p1\nuser default on ~* &* +@all >p1 >p2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewriteIncludeAuth(path, "p2", nil); err != nil {
+	if err := rewriteIncludeAuth(path, acl.Users{}, "p2", nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -80,12 +83,49 @@ func TestRewriteIncludeAuthRefusesUnsafePassword(t *testing.T) {
 	if err := os.WriteFile(path, []byte("masterauth p1\nrequirepass p1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := rewriteIncludeAuth(path, "p1", []string{"p1", "has space"})
+	err := rewriteIncludeAuth(path, acl.Users{}, "p1", []string{"p1", "has space"})
 	if err == nil {
 		t.Fatal("a password with a space was written into the include")
 	}
 	got, _ := os.ReadFile(path)
 	if string(got) != "masterauth p1\nrequirepass p1\n" {
 		t.Errorf("include changed after a refused password:\n%s", got)
+	}
+}
+
+// With ACL users every user the agent manages follows the same steps as
+// the default user, and a disabled default user stays off at each.
+func TestRewriteIncludeAuthUsers(t *testing.T) {
+	users := acl.Users{Agent: "ha-agent", Replication: "ha-repl", Sentinel: "ha-sentinel", DefaultOff: true}
+	agent := "user ha-agent reset on >%s " + acl.AgentRules(acl.ModeSentinel, acl.Redis).Rules
+	repl := "user ha-repl reset on >%s " + acl.ReplicationRules().Rules
+	sent := "user ha-sentinel reset on >%s " + acl.SentinelRules(acl.Redis).Rules
+	each := func(pws string) string {
+		return fmt.Sprintf(agent, pws) + "\n" + fmt.Sprintf(repl, pws) + "\n" + fmt.Sprintf(sent, pws) + "\n"
+	}
+	const role = "replicaof 10.0.0.1 6379\n"
+	initial := role + "masteruser ha-repl\nmasterauth p1\n" + acl.DefaultOffLine + "\n" + each("p1")
+	steps := []struct {
+		name       string
+		masterauth string
+		accept     []string
+		want       string
+	}{
+		{"Accept", "p1", []string{"p1", "p2"}, role + "masteruser ha-repl\nmasterauth p1\n" + acl.DefaultOffLine + "\n" + each("p1 >p2")},
+		{"Switch", "p2", nil, role + "masteruser ha-repl\nmasterauth p2\n" + acl.DefaultOffLine + "\n" + each("p1 >p2")},
+		{"Drop", "p2", []string{"p2"}, role + "masteruser ha-repl\nmasterauth p2\n" + acl.DefaultOffLine + "\n" + each("p2")},
+	}
+	path := filepath.Join(t.TempDir(), "redis-ha.conf")
+	if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if err := rewriteIncludeAuth(path, users, s.masterauth, s.accept); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if diff := cmp.Diff(s.want, string(got)); diff != "" {
+			t.Errorf("include after %s: -want +got:\n%s", s.name, diff)
+		}
 	}
 }
