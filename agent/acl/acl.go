@@ -83,15 +83,16 @@ var agentOnCluster = []Command{
 	{"acl", "getuser", "default"}, {"acl", "setuser", "default"}, {"acl", "dryrun", "default", "ping"},
 }
 
-// agentOnSentinel is what the agent sends its Sentinels: SENTINEL and its
-// subcommands (MONITOR, SET, FAILOVER, RESET, CONFIG SET, FLUSHCONFIG ...),
-// the subscription to +switch-master, SHUTDOWN (a Sentinel whose
-// configuration must be rewritten at scale-in), and the ACL commands of
-// the rotation and of this check.
+// agentOnSentinel is what the agent sends its Sentinels (agent/sentinel
+// goredis.go): the SENTINEL subcommands it uses (not DEBUG, SIMULATE-FAILURE
+// and the like), the subscription to +switch-master, SHUTDOWN (the only way
+// to make a Sentinel load renewed TLS files), and the ACL commands of the
+// rotation and of this check.
 var agentOnSentinel = []Command{
-	{"ping"}, {"sentinel", "get-master-addr-by-name", "m"}, {"sentinel", "monitor", "m", "h", "1", "1"},
+	{"ping"}, {"sentinel", "get-master-addr-by-name", "m"}, {"sentinel", "remove", "m"}, {"sentinel", "monitor", "m", "h", "1", "1"},
 	{"sentinel", "set", "m", "quorum", "2"}, {"sentinel", "failover", "m"}, {"sentinel", "reset", "m"},
-	{"sentinel", "config", "set", "sentinel-pass", "x"}, {"sentinel", "flushconfig"},
+	{"sentinel", "master", "m"}, {"sentinel", "sentinels", "m"}, {"sentinel", "replicas", "m"},
+	{"sentinel", "config", "set", "sentinel-pass", "x"}, {"sentinel", "config", "get", "sentinel-pass"}, {"sentinel", "flushconfig"},
 	{"subscribe", "+switch-master"}, {"shutdown"},
 	{"acl", "getuser", "default"}, {"acl", "setuser", "default"}, {"acl", "dryrun", "default", "ping"},
 }
@@ -119,7 +120,7 @@ var sentinelOnSentinel = []Command{
 func AgentRules(mode Mode, side Side) Rules {
 	switch {
 	case side == Sentinel:
-		return Rules{Rules: "-@all +ping +sentinel +subscribe &+switch-master +shutdown +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnSentinel}
+		return Rules{Rules: "-@all +ping +sentinel|get-master-addr-by-name +sentinel|remove +sentinel|monitor +sentinel|set +sentinel|failover +sentinel|reset +sentinel|master +sentinel|sentinels +sentinel|replicas +sentinel|config +sentinel|flushconfig +subscribe &+switch-master +shutdown +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnSentinel}
 	case mode == ModeCluster:
 		return Rules{Rules: "-@all ~* +ping +info +dbsize +cluster +migrate +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnCluster}
 	}
