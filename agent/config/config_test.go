@@ -49,6 +49,15 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"--down-after (REDIS_HA_DOWN_AFTER) 2s", "--min-replicas-to-write 0"}},
 		"NegativeElectionWait":           {func(c *Config) { c.ElectionWait = -time.Second }, []string{"--election-wait (REDIS_HA_ELECTION_WAIT) -1s", "0 to wait"}},
 		"MinReplicasToWriteBelowDefault": {func(c *Config) { c.MinReplicasToWrite = -2 }, []string{"--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) -2"}},
+		"AgentUserDefault":               {func(c *Config) { c.AgentUser, c.PasswordFile = "default", "/s/pw" }, []string{"--agent-user (REDIS_HA_AGENT_USER)", `"default"`}},
+		"UserNameWithSpace":              {func(c *Config) { c.ReplicationUser, c.PasswordFile = "a b", "/s/pw" }, []string{"--replication-user (REDIS_HA_REPLICATION_USER)", `"a b"`}},
+		"UsersWithoutPassword":           {func(c *Config) { c.AgentUser = "ha-agent" }, []string{"need --password-file (REDIS_HA_PASSWORD_FILE)"}},
+		"DefaultOffWithoutUsers": {func(c *Config) { c.DisableDefaultUser, c.AgentUser, c.PasswordFile = true, "ha-agent", "/s/pw" },
+			[]string{"--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER)", "--replication-user (REDIS_HA_REPLICATION_USER) and --sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)"}},
+		"UsersInClusterMode": {func(c *Config) {
+			c.Mode, c.PodIP, c.AgentUser, c.PasswordFile = ModeCluster, "10.0.0.1", "ha-agent", "/s/pw"
+		},
+			[]string{"sentinel mode only", "--mode cluster"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
