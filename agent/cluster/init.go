@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
@@ -120,12 +121,34 @@ func clusterInclude(cfg config.Config, password string) []byte {
 	fmt.Fprintf(&b, "cluster-announce-ip %s\n", cfg.PodIP)
 	b.WriteString("cluster-preferred-endpoint-type ip\n")
 	if password != "" {
-		fmt.Fprintf(&b, "requirepass %s\nmasterauth %s\n", secrets.QuoteConf(password), secrets.QuoteConf(password))
+		b.WriteString(strings.Join(authLines(cfg.Users(), password), "\n") + "\n")
 	}
 	if cfg.TLS.Enabled() {
 		b.WriteString(strings.Join(cfg.TLS.RedisLines(cfg.RedisPort, true), "\n") + "\n")
 	}
 	return []byte(b.String())
+}
+
+// authLines: the default user's password (requirepass) or, with the
+// default user off, the line that disables it; masteruser and masterauth
+// for replication; and a user line for each user the agent manages
+// (agent/acl). Passwords are quoted, so any password survives.
+func authLines(u acl.Users, password string) []string {
+	q := secrets.QuoteConf(password)
+	var lines []string
+	if u.DefaultOff {
+		lines = append(lines, acl.DefaultOffLine)
+	} else {
+		lines = append(lines, "requirepass "+q)
+	}
+	if u.Replication != "" {
+		lines = append(lines, "masteruser "+u.Replication)
+	}
+	lines = append(lines, "masterauth "+q)
+	for _, m := range u.On(acl.ModeCluster, acl.Redis) {
+		lines = append(lines, "user "+m.Name+" reset on "+secrets.QuoteConf(">"+password)+" "+m.Rules.Rules)
+	}
+	return lines
 }
 
 // writeClusterInclude writes the include with mode 0600: it holds the

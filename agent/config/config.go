@@ -185,15 +185,15 @@ func (c *Config) validateUsers() error {
 			return err
 		}
 	}
+	if c.Mode == ModeCluster && c.SentinelAuthUser != "" {
+		return fmt.Errorf("--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER) %q is for sentinel mode: cluster mode runs no Sentinel; unset it", c.SentinelAuthUser)
+	}
 	u := c.Users()
 	if !u.Enabled() {
 		return nil
 	}
 	if c.PasswordFile == "" {
 		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) need --password-file (REDIS_HA_PASSWORD_FILE): the users the agent defines log in with its password; mount the Secret and set the flag")
-	}
-	if c.Mode == ModeCluster {
-		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) are supported in sentinel mode only so far: unset them for --mode cluster, which logs in as the default user with --password-file")
 	}
 	if c.DisableDefaultUser {
 		var missing []string
