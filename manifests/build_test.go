@@ -40,6 +40,9 @@ type layout struct {
 	// netpol: components/networkpolicy is on (ingress policies for peers,
 	// labelled clients and Prometheus).
 	netpol bool
+	// acl: components/acl is on (the password Secret mounted into the
+	// agent containers, the ACL user flags set).
+	acl bool
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -55,6 +58,8 @@ func layouts() map[string]layout {
 		"overlays/cluster-6-valkey":        {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, engine: "valkey", netpol: true},
 		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true, netpol: true},
 		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true, netpol: true},
+		"overlays/sentinel-3-acl":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, netpol: true, acl: true},
+		"overlays/cluster-6-acl":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, netpol: true, acl: true},
 		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true, netpol: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},

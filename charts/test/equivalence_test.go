@@ -76,6 +76,16 @@ func TestChartMatchesOverlays(t *testing.T) {
 			release: "redis-cluster",
 			values:  map[string]any{"mode": "cluster", "engine": "valkey"},
 		},
+		"sentinel acl": {
+			overlay: "overlays/sentinel-3-acl",
+			release: "redis",
+			values:  map[string]any{"auth": map[string]any{"existingSecret": "redis-auth", "acl": map[string]any{"enabled": true}}},
+		},
+		"cluster acl": {
+			overlay: "overlays/cluster-6-acl",
+			release: "redis-cluster",
+			values:  map[string]any{"mode": "cluster", "auth": map[string]any{"existingSecret": "redis-auth", "acl": map[string]any{"enabled": true}}},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
