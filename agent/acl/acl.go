@@ -21,6 +21,20 @@ type Users struct {
 	// DefaultOff disables the default user of every redis-server: no
 	// login without a user name, and no requirepass.
 	DefaultOff bool
+	// DefineOnly defines the users on every server but keeps every login
+	// the default user's: the first step of turning users on in a running
+	// deployment, so that no pod logs in as a user its peers, still on
+	// the old configuration, do not have yet.
+	DefineOnly bool
+}
+
+// Login is the user a role logs in as: its name, or "" (the default
+// user) while the users are only defined.
+func (u Users) Login(name string) string {
+	if u.DefineOnly {
+		return ""
+	}
+	return name
 }
 
 // Side is where a user is defined: a redis-server or a Sentinel. The two

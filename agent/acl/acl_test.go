@@ -86,6 +86,21 @@ func TestAccepting(t *testing.T) {
 	}
 }
 
+// While the users are only defined, every role logs in as the default
+// user, yet the users exist and hold the password (a rotation covers them).
+func TestDefineOnly(t *testing.T) {
+	u := Users{Agent: "a", Replication: "r", DefineOnly: true}
+	if got := u.Login(u.Agent); got != "" {
+		t.Errorf("Login(agent) = %q while defining only, want the default user", got)
+	}
+	if got := (Users{Agent: "a"}).Login("a"); got != "a" {
+		t.Errorf("Login(agent) = %q, want a", got)
+	}
+	if diff := cmp.Diff([]string{"default", "a", "r"}, u.Accepting(ModeCluster, Redis)); diff != "" {
+		t.Errorf("users holding the password while defining only: -want +got:\n%s", diff)
+	}
+}
+
 func TestLine(t *testing.T) {
 	m := Managed{Name: "r", Rules: ReplicationRules()}
 	want := "user r reset on >p1 >p2 -@all +psync +replconf +ping"

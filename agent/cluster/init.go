@@ -141,8 +141,8 @@ func authLines(u acl.Users, password string) []string {
 	} else {
 		lines = append(lines, "requirepass "+q)
 	}
-	if u.Replication != "" {
-		lines = append(lines, "masteruser "+u.Replication)
+	if r := u.Login(u.Replication); r != "" {
+		lines = append(lines, "masteruser "+r)
 	}
 	lines = append(lines, "masterauth "+q)
 	for _, m := range u.On(acl.ModeCluster, acl.Redis) {

@@ -129,7 +129,7 @@ func newClusterModeWith(cfg config.Config, env clusterEnv) *clusterMode {
 		env.Rotation = rotation.New(env.Password, env.Clock, cfg.PasswordRotationGrace, env.Log)
 	}
 	env.Password = env.Rotation.Outgoing
-	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(cfg.AgentUser, env.Password, env.TLS),
+	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(cfg.Users().Login(cfg.AgentUser), env.Password, env.TLS),
 		status:   clusterStatus{Mode: config.ModeCluster, Pod: cfg.PodName, Role: "unknown"},
 		announce: &sidecar.Announcer{Cluster: true, Zone: cfg.Zone, PodName: cfg.PodName, Log: log}}
 	m.passes.Set(env.Clock.Now()) // the loop's first pass is due now

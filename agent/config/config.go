@@ -56,6 +56,7 @@ type Config struct {
 	AgentUser          string `name:"agent-user" env:"REDIS_HA_AGENT_USER" help:"ACL user the agent's own clients log in as, on every redis-server and Sentinel, with the --password-file password; the agent defines it with only the commands it needs (README, ACL users). Empty: the default user."`
 	ReplicationUser    string `name:"replication-user" env:"REDIS_HA_REPLICATION_USER" help:"ACL user replicas log in to their master as (masteruser), with the --password-file password; the agent defines it with PSYNC, REPLCONF and PING only. Empty: the default user."`
 	SentinelAuthUser   string `name:"sentinel-auth-user" env:"REDIS_HA_SENTINEL_AUTH_USER" help:"Sentinel mode: ACL user Sentinel logs in as, to redis-servers (sentinel auth-user) and to the other Sentinels (sentinel sentinel-user), with the --password-file password; the agent defines it with the commands Sentinel sends. Empty: the default user."`
+	DefineUsersOnly    bool   `name:"define-users-only" env:"REDIS_HA_DEFINE_USERS_ONLY" help:"Define the ACL users of --agent-user, --replication-user and --sentinel-auth-user on every server, but keep logging in as the default user: the first of the steps that turn ACL users on in a running deployment (README, ACL users)."`
 	DisableDefaultUser bool   `name:"disable-default-user" env:"REDIS_HA_DISABLE_DEFAULT_USER" help:"Turn every redis-server's default user off (user default off, no requirepass): every login names a user. Needs --agent-user, --replication-user and, in sentinel mode, --sentinel-auth-user. Sentinels keep their default user (clients ask them where the master is)."`
 
 	TLS secrets.TLSSettings `embed:""`
@@ -195,6 +196,9 @@ func (c *Config) validateUsers() error {
 	if c.PasswordFile == "" {
 		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) need --password-file (REDIS_HA_PASSWORD_FILE): the users the agent defines log in with its password; mount the Secret and set the flag")
 	}
+	if c.DefineUsersOnly && c.DisableDefaultUser {
+		return fmt.Errorf("--define-users-only (REDIS_HA_DEFINE_USERS_ONLY) keeps every login on the default user, which --disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER) turns off: unset one of them (README, ACL users, has the steps)")
+	}
 	if c.DisableDefaultUser {
 		var missing []string
 		if c.AgentUser == "" {
@@ -215,7 +219,7 @@ func (c *Config) validateUsers() error {
 
 // Users are the ACL users the agent manages (agent/acl).
 func (c *Config) Users() acl.Users {
-	u := acl.Users{Agent: c.AgentUser, Replication: c.ReplicationUser, DefaultOff: c.DisableDefaultUser}
+	u := acl.Users{Agent: c.AgentUser, Replication: c.ReplicationUser, DefaultOff: c.DisableDefaultUser, DefineOnly: c.DefineUsersOnly}
 	if c.Mode == ModeSentinel {
 		u.Sentinel = c.SentinelAuthUser
 	}

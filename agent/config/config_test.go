@@ -54,6 +54,10 @@ func TestConfigValidate(t *testing.T) {
 		"UsersWithoutPassword":           {func(c *Config) { c.AgentUser = "ha-agent" }, []string{"need --password-file (REDIS_HA_PASSWORD_FILE)"}},
 		"DefaultOffWithoutUsers": {func(c *Config) { c.DisableDefaultUser, c.AgentUser, c.PasswordFile = true, "ha-agent", "/s/pw" },
 			[]string{"--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER)", "--replication-user (REDIS_HA_REPLICATION_USER) and --sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)"}},
+		"DefineOnlyWithDefaultOff": {func(c *Config) {
+			c.DefineUsersOnly, c.DisableDefaultUser, c.AgentUser, c.ReplicationUser, c.SentinelAuthUser, c.PasswordFile = true, true, "a", "r", "s", "/s/pw"
+		},
+			[]string{"--define-users-only (REDIS_HA_DEFINE_USERS_ONLY)", "--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER)"}},
 		"SentinelUserInClusterMode": {func(c *Config) {
 			c.Mode, c.PodIP, c.SentinelAuthUser, c.PasswordFile = ModeCluster, "10.0.0.1", "ha-sentinel", "/s/pw"
 		},

@@ -110,8 +110,8 @@ func rewriteIncludeAuth(path string, users acl.Users, masterauth string, accept 
 func authLines(users acl.Users, masterauth string, accept []string) []string {
 	var lines []string
 	if masterauth != "" {
-		if users.Replication != "" {
-			lines = append(lines, "masteruser "+users.Replication)
+		if r := users.Login(users.Replication); r != "" {
+			lines = append(lines, "masteruser "+r)
 		}
 		lines = append(lines, "masterauth "+masterauth)
 	}

@@ -269,7 +269,7 @@ func newSentinelEnvTLS(t *testing.T, server, sentinel string) *sentinelEnv {
 
 func (e *sentinelEnv) peers(self int, pw func() string) sentinelPeers {
 	timeout := time.Second
-	d := redisx.Dial{User: e.pods[self].cfg.AgentUser, Password: pw, Timeout: timeout, TLS: e.pods[self].tls}
+	d := redisx.Dial{User: e.pods[self].cfg.Users().Login(e.pods[self].cfg.AgentUser), Password: pw, Timeout: timeout, TLS: e.pods[self].tls}
 	return sentinelPeers{
 		Pods: envPods, Self: self, Addr: e.addr, Timeout: timeout,
 		Redis:    func(h string) redisNode { return dialRedis(d, h, 6379) },

@@ -219,7 +219,7 @@ func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error 
 	defer cancel()
 	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, m.peers.Addr(master), m.cfg.RedisPort, monitorSettings{
 		Quorum: quorumOf(m.cfg, m.podCount()), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
-		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(), AuthUser: m.cfg.SentinelAuthUser,
+		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(), AuthUser: m.cfg.Users().Login(m.cfg.SentinelAuthUser),
 	})
 }
 

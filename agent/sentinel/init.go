@@ -50,7 +50,7 @@ func (p sentinelPeers) ordinalOf(host string) int {
 
 func defaultPeers(cfg config.Config, pods int, password func() string, tlsFiles *secrets.TLSFiles, kube kubeapi.Clients, log zerolog.Logger) sentinelPeers {
 	timeout := time.Second
-	d := redisx.Dial{User: cfg.AgentUser, Password: password, Timeout: timeout, Fallback: apiPodIP(cfg, kube, log), TLS: tlsFiles, ServerName: serverNames(cfg)}
+	d := redisx.Dial{User: cfg.Users().Login(cfg.AgentUser), Password: password, Timeout: timeout, Fallback: apiPodIP(cfg, kube, log), TLS: tlsFiles, ServerName: serverNames(cfg)}
 	return sentinelPeers{
 		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout,
 		Redis:    func(h string) redisNode { return dialRedis(d, h, cfg.RedisPort) },
@@ -188,7 +188,7 @@ func (in *sentinelInit) run(ctx context.Context) error {
 		Quorum: quorumOf(in.cfg, in.peers.Pods), DownAfter: in.cfg.DownAfter, FailoverTimeout: in.cfg.FailoverTimeout, ParallelSyncs: 1,
 		MyID: sentinelconf.MyID(in.cfg.Namespace, in.cfg.PodName), AnnounceHost: self, Port: in.cfg.SentinelPort,
 		Password: in.password, TLS: in.cfg.TLS.SentinelParams(),
-		AuthUser: in.cfg.SentinelAuthUser, SentinelUser: in.cfg.SentinelAuthUser,
+		AuthUser: in.cfg.Users().Login(in.cfg.SentinelAuthUser), SentinelUser: in.cfg.Users().Login(in.cfg.SentinelAuthUser),
 	}
 	if in.password != "" {
 		for _, u := range in.cfg.Users().On(acl.ModeSentinel, acl.Sentinel) {
