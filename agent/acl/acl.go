@@ -87,13 +87,14 @@ var agentOnRedis = []Command{
 // (agent/cluster redis.go): CLUSTER and its subcommands, DBSIZE and the
 // slot's keys it reads before creating a cluster or moving a slot, and
 // MIGRATE, which needs the key pattern (~*) to move keys at a rebalance
-// and logs in to the target as the same user to RESTORE them there.
+// and logs in to the target as the same user to RESTORE them there
+// (after a SELECT 0 on a new connection).
 var agentOnCluster = []Command{
 	{"ping"}, {"info", "replication"}, {"dbsize"},
 	{"cluster", "nodes"}, {"cluster", "info"}, {"cluster", "meet", "127.0.0.1", "6379"},
 	{"cluster", "addslotsrange", "0", "1"}, {"cluster", "replicate", "x"}, {"cluster", "forget", "x"},
 	{"cluster", "failover"}, {"cluster", "setslot", "0", "stable"}, {"cluster", "getkeysinslot", "0", "1"},
-	{"migrate", "127.0.0.1", "6379", "", "0", "1000", "keys", "k"}, {"restore-asking", "k", "0", "x"}, {"restore", "k", "0", "x"}, {"asking"},
+	{"migrate", "127.0.0.1", "6379", "", "0", "1000", "keys", "k"}, {"restore-asking", "k", "0", "x"}, {"restore", "k", "0", "x"}, {"asking"}, {"select", "0"},
 	{"config", "get", "masterauth"}, {"config", "set", "masterauth", "x"},
 	{"acl", "getuser", "default"}, {"acl", "setuser", "default"}, {"acl", "dryrun", "default", "ping"},
 }
@@ -137,7 +138,7 @@ func AgentRules(mode Mode, side Side) Rules {
 	case side == Sentinel:
 		return Rules{Rules: "-@all +ping +sentinel|get-master-addr-by-name +sentinel|remove +sentinel|monitor +sentinel|set +sentinel|failover +sentinel|reset +sentinel|master +sentinel|sentinels +sentinel|replicas +sentinel|config +sentinel|flushconfig +subscribe &+switch-master +shutdown +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnSentinel}
 	case mode == ModeCluster:
-		return Rules{Rules: "-@all ~* +ping +info +dbsize +cluster +migrate +restore +restore-asking +asking +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnCluster}
+		return Rules{Rules: "-@all ~* +ping +info +dbsize +cluster +migrate +restore +restore-asking +asking +select +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnCluster}
 	}
 	return Rules{Rules: "-@all +ping +info +role +replicaof +client|pause +client|unpause +client|kill +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnRedis}
 }
