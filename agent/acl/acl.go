@@ -77,7 +77,7 @@ type Rules struct {
 // masterauth/requirepass (rotation) and tls-cert-file (certificate
 // reload), and the ACL commands of the rotation and of this check.
 var agentOnRedis = []Command{
-	{"ping"}, {"info", "replication"}, {"role"}, {"replicaof", "no", "one"},
+	{"ping"}, {"info", "replication"}, {"replicaof", "no", "one"},
 	{"client", "pause", "1", "write"}, {"client", "unpause"}, {"client", "kill", "type", "normal"},
 	{"config", "get", "masterauth"}, {"config", "set", "masterauth", "x"},
 	{"acl", "getuser", "default"}, {"acl", "setuser", "default"}, {"acl", "dryrun", "default", "ping"},
@@ -140,7 +140,7 @@ func AgentRules(mode Mode, side Side) Rules {
 	case mode == ModeCluster:
 		return Rules{Rules: "-@all ~* +ping +info +dbsize +cluster +migrate +restore +restore-asking +asking +select +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnCluster}
 	}
-	return Rules{Rules: "-@all +ping +info +role +replicaof +client|pause +client|unpause +client|kill +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnRedis}
+	return Rules{Rules: "-@all +ping +info +replicaof +client|pause +client|unpause +client|kill +config|get +config|set +acl|getuser +acl|setuser +acl|dryrun", Needed: agentOnRedis}
 }
 
 // ReplicationRules are the replication user's rules (redis-servers only).
