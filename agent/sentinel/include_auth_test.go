@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 // The include follows the rotation's steps, so a redis-server restarted at
@@ -127,5 +130,62 @@ func TestRewriteIncludeAuthUsers(t *testing.T) {
 		if diff := cmp.Diff(s.want, string(got)); diff != "" {
 			t.Errorf("include after %s: -want +got:\n%s", s.name, diff)
 		}
+	}
+}
+
+// init's include: requirepass as before without users; with users, the
+// replication user for masteruser, the default user off and each user's
+// line, and no requirepass.
+func TestRedisIncludeUsers(t *testing.T) {
+	cfg := config.Config{
+		Identity: config.Identity{PodName: "redis-0", Namespace: "ns"}, Mode: config.ModeSentinel,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		DownAfter: 5 * time.Second, RedisPort: 6379, SentinelPort: 26379, PasswordFile: "/s/pw", MinReplicasToWrite: -1,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	authOf := func(inc []byte) []string {
+		var out []string
+		for _, l := range strings.Split(string(inc), "\n") {
+			for _, p := range []string{"masteruser ", "masterauth ", "requirepass ", "user "} {
+				if strings.HasPrefix(l, p) {
+					out = append(out, l)
+				}
+			}
+		}
+		return out
+	}
+	inc, err := redisInclude(cfg, 3, "a", "b", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"masterauth pw", "requirepass pw"}, authOf(inc)); diff != "" {
+		t.Errorf("include without users: -want +got:\n%s", diff)
+	}
+	cfg.AgentUser, cfg.ReplicationUser, cfg.SentinelAuthUser, cfg.DisableDefaultUser = "ha-agent", "ha-repl", "ha-sentinel", true
+	inc, err = redisInclude(cfg, 3, "a", "b", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"masteruser ha-repl", "masterauth pw", acl.DefaultOffLine,
+		"user ha-agent reset on >pw " + acl.AgentRules(acl.ModeSentinel, acl.Redis).Rules,
+		"user ha-repl reset on >pw " + acl.ReplicationRules().Rules,
+		"user ha-sentinel reset on >pw " + acl.SentinelRules(acl.Redis).Rules,
+	}
+	if diff := cmp.Diff(want, authOf(inc)); diff != "" {
+		t.Errorf("include with users: -want +got:\n%s", diff)
+	}
+	// The first step of turning users on: defined, but replicas still log
+	// in as the default user, which keeps requirepass.
+	cfg.DisableDefaultUser, cfg.DefineUsersOnly = false, true
+	inc, err = redisInclude(cfg, 3, "a", "b", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]string{"masterauth pw", "requirepass pw"}, want[3:]...)
+	if diff := cmp.Diff(want, authOf(inc)); diff != "" {
+		t.Errorf("include with users only defined: -want +got:\n%s", diff)
 	}
 }
