@@ -19,6 +19,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
@@ -34,8 +35,10 @@ const (
 // newSentinelEnvACL is newSentinelEnv with the ACL users on and every
 // redis-server's default user off; the test's clients log in as an
 // application user of the pods' own redis.conf.
-func newSentinelEnvACL(t *testing.T) *sentinelEnv {
+func newSentinelEnvACL(t *testing.T, server, sentinel string) *sentinelEnv {
+	proctest.NeedPrograms(t, server, sentinel)
 	e := newSentinelEnv(t)
+	e.server, e.sentinel = server, sentinel
 	e.appUser = "app"
 	e.redisExtra = []string{"user app on >" + appPass + " ~* &* +@all"}
 	for _, p := range e.pods {
@@ -53,9 +56,17 @@ func newSentinelEnvACL(t *testing.T) *sentinelEnv {
 // failover that needs the Sentinels' votes and a password rotation must
 // all work with no command, key, channel or login refused on any
 // redis-server or Sentinel, while each user is refused what it does not
-// need.
+// need. It runs on each engine on this machine (Redis 7.0, Valkey 8.0).
 func TestSentinelACLUsers(t *testing.T) {
-	e := newSentinelEnvACL(t)
+	for _, eng := range proctest.EngineServers() {
+		t.Run(eng.Engine, func(t *testing.T) {
+			testSentinelACLUsers(t, eng.Bin, strings.TrimSuffix(eng.Bin, "-server")+"-sentinel")
+		})
+	}
+}
+
+func testSentinelACLUsers(t *testing.T, server, sentinel string) {
+	e := newSentinelEnvACL(t, server, sentinel)
 	ctx := context.Background()
 	for i := 0; i < envPods; i++ {
 		if err := e.init(i); err != nil {
