@@ -40,7 +40,7 @@ func Check(ctx context.Context, where string, users []Managed, dryRun DryRun) er
 			switch {
 			case err != nil && strings.Contains(err.Error(), "not found"):
 				return &PermissionError{Where: where, User: u, Reason: err.Error()}
-			case err != nil && strings.HasPrefix(err.Error(), "NOPERM"):
+			case err != nil && strings.Contains(err.Error(), "NOPERM"):
 				// The agent's own login may not run ACL DRYRUN: that is
 				// the agent user missing +acl|dryrun.
 				return &PermissionError{Where: where, User: u, Command: Command{"acl", "dryrun"}, Reason: err.Error()}

@@ -298,7 +298,11 @@ func (c *clusterConns) get(ip string, port int) clusterNodeAPI {
 	if !ok {
 		o := clusterOptions(addr, c.user, c.password)
 		o.Dialer = redisx.Dial{Timeout: o.DialTimeout, TLS: c.tls, ServerName: c.serverName}.Dialer()
-		n = &goClusterNode{c: redis.NewClient(o)}
+		rc := redis.NewClient(o)
+		if h := redisx.NoPermHook(c.user); h != nil {
+			rc.AddHook(h)
+		}
+		n = &goClusterNode{c: rc}
 		c.byAddr[addr] = n
 	}
 	return n

@@ -18,12 +18,20 @@ import (
 
 // dialRedis is a redis-server client dialed as d says.
 func dialRedis(d redisx.Dial, host string, port int) *goRedisNode {
-	return &goRedisNode{c: redis.NewClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))}
+	c := redis.NewClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))
+	if h := redisx.NoPermHook(d.User); h != nil {
+		c.AddHook(h)
+	}
+	return &goRedisNode{c: c}
 }
 
 // dialSentinel is a Sentinel client dialed as d says.
 func dialSentinel(d redisx.Dial, host string, port int) *goSentinelNode {
-	return &goSentinelNode{c: redis.NewSentinelClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))}
+	c := redis.NewSentinelClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))
+	if h := redisx.NoPermHook(d.User); h != nil {
+		c.AddHook(h)
+	}
+	return &goSentinelNode{c: c}
 }
 
 // goRedisNode adapts go-redis to redisNode.
