@@ -169,7 +169,7 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 	if err := p.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeClusterInclude(p.cfg, c.pw()); err != nil {
+	if _, err := writeClusterInclude(p.cfg, c.pw(), nil); err != nil {
 		t.Fatal(err)
 	}
 	conf := strings.Join([]string{

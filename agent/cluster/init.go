@@ -16,6 +16,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
 
@@ -40,7 +41,11 @@ func Init(ctx context.Context, cfg config.Config, log zerolog.Logger, lookup Loo
 	if _, err := secrets.NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{}); err != nil {
 		return err
 	}
-	written, err := writeClusterInclude(cfg, pw)
+	fileUsers, err := sidecar.ReadACLFile(cfg, acl.ModeCluster)
+	if err != nil {
+		return err
+	}
+	written, err := writeClusterInclude(cfg, pw, fileUsers)
 	if err != nil {
 		return err
 	}
@@ -153,12 +158,12 @@ func authLines(u acl.Users, password string) []string {
 
 // writeClusterInclude writes the include with mode 0600: it holds the
 // password.
-func writeClusterInclude(cfg config.Config, password string) (bool, error) {
+func writeClusterInclude(cfg config.Config, password string, fileUsers []acl.FileUser) (bool, error) {
 	dir := filepath.Dir(cfg.RedisConfInclude)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return false, fmt.Errorf("create directory %s for --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", dir, err)
 	}
-	written, err := atomicfile.Write(cfg.RedisConfInclude, clusterInclude(cfg, password), 0o600)
+	written, err := atomicfile.Write(cfg.RedisConfInclude, []byte(acl.ReplaceFileBlock(string(clusterInclude(cfg, password)), fileUsers)), 0o600)
 	if err != nil {
 		return false, fmt.Errorf("write --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", err)
 	}

@@ -54,6 +54,8 @@ func (f *fakeNode) ConfigSet(_ context.Context, param, value string) error {
 func (f *fakeNode) ConfigGet(context.Context, string) (string, error) {
 	return "", errors.New("unexpected CONFIG GET")
 }
+func (f *fakeNode) ACLSetUser(context.Context, string, []string) error { return nil }
+
 func (f *fakeNode) ACLOnlyPassword(context.Context, string, string) error { return nil }
 
 func (f *fakeNode) ACLDryRun(context.Context, string, []string) (string, error) { return "", nil }

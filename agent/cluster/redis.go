@@ -51,6 +51,8 @@ type clusterNodeAPI interface {
 	ACLOnlyPassword(ctx context.Context, user, pw string) error
 	// ACLDryRun is ACL DRYRUN: "" when user may run cmd, else why not.
 	ACLDryRun(ctx context.Context, user string, cmd []string) (string, error)
+	// ACLSetUser is ACL SETUSER user rules...
+	ACLSetUser(ctx context.Context, user string, rules []string) error
 }
 
 // clusterOptions: one small pool, short timeouts, no retries (the next pass
@@ -166,6 +168,14 @@ func (n *goClusterNode) ACLAddPassword(ctx context.Context, user, pw string) err
 
 func (n *goClusterNode) ACLOnlyPassword(ctx context.Context, user, pw string) error {
 	return n.c.Do(ctx, "ACL", "SETUSER", user, "resetpass", ">"+pw).Err()
+}
+
+func (n *goClusterNode) ACLSetUser(ctx context.Context, user string, rules []string) error {
+	args := []any{"ACL", "SETUSER", user}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	return n.c.Do(ctx, args...).Err()
 }
 
 func (n *goClusterNode) ACLDryRun(ctx context.Context, user string, cmd []string) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
@@ -25,6 +27,8 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
+
+const appUserLine = "user app on >" + appPass + " ~* &* +@all\n"
 
 const (
 	aclAgent    = "ha-agent"
@@ -40,8 +44,13 @@ func newSentinelEnvACL(t *testing.T, server, sentinel string) *sentinelEnv {
 	e := newSentinelEnv(t)
 	e.server, e.sentinel = server, sentinel
 	e.appUser = "app"
-	e.redisExtra = []string{"user app on >" + appPass + " ~* &* +@all"}
+	// The application's user comes from --acl-file, a Secret in a pod.
+	aclFile := filepath.Join(t.TempDir(), "users.acl")
+	if err := os.WriteFile(aclFile, []byte(appUserLine), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range e.pods {
+		p.cfg.ACLFile = aclFile
 		p.cfg.AgentUser, p.cfg.ReplicationUser, p.cfg.SentinelAuthUser, p.cfg.DisableDefaultUser = aclAgent, aclRepl, aclSentinel, true
 		if err := p.cfg.Validate(); err != nil {
 			t.Fatal(err)
@@ -255,6 +264,24 @@ func testSentinelACLUsers(t *testing.T, server, sentinel string) {
 		t.Error("redis-server accepted a login as the default user, which is off")
 	}
 
+	t.Run("ACLFileChanges", func(t *testing.T) {
+		// A user added to the file appears on every redis-server, and in
+		// every include; one removed from it is turned off everywhere.
+		path := e.pods[0].cfg.ACLFile
+		if _, err := atomicfile.Write(path, []byte(appUserLine+"user reader on >reader-pass-77 ~* +get\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor(20*time.Second, "reader on every redis-server and in every include", func() (bool, string) {
+			return e.userFlag("reader", "on", true)
+		})
+		if _, err := atomicfile.Write(path, []byte(appUserLine), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor(20*time.Second, "reader off on every redis-server and gone from every include", func() (bool, string) {
+			return e.userFlag("reader", "off", false)
+		})
+	})
+
 	t.Run("MissingPermissionStopsTheAgent", func(t *testing.T) {
 		r := otherThan(m)
 		e.stopAgent(r)
@@ -339,6 +366,33 @@ func (e *sentinelEnv) usersRotated(p2 string) (bool, string) {
 	return ok, strings.Join(state, "; ")
 }
 
+// userFlag: on every redis-server user has flag (ACL GETUSER), and every
+// include defines it (inInclude) or not.
+func (e *sentinelEnv) userFlag(user, flag string, inInclude bool) (bool, string) {
+	ctx := context.Background()
+	ok := true
+	var state []string
+	for i, p := range e.pods {
+		c := e.client(i)
+		v, err := c.Do(ctx, "ACL", "GETUSER", user).Slice()
+		c.Close()
+		has := false
+		for j := 0; err == nil && j+1 < len(v); j += 2 {
+			if v[j] == "flags" {
+				fs, _ := v[j+1].([]any)
+				for _, f := range fs {
+					has = has || f == flag
+				}
+			}
+		}
+		inc, _ := os.ReadFile(p.cfg.RedisConfInclude)
+		good := has && strings.Contains(string(inc), "user "+user+" ") == inInclude
+		ok = ok && good
+		state = append(state, fmt.Sprintf("pod %d %s=%t include=%t %v", i, flag, has, strings.Contains(string(inc), "user "+user+" "), err))
+	}
+	return ok, strings.Join(state, "; ")
+}
+
 // runAgentUntilExit runs pod i's sentinel mode until it returns or d
 // passes, and returns its error.
 func (e *sentinelEnv) runAgentUntilExit(i int, d time.Duration) error {
@@ -352,7 +406,11 @@ func (e *sentinelEnv) runAgentUntilExit(i int, d time.Duration) error {
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
 	defer stopEvents()
-	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, Clock: clock.RealClock{}}
+	aclFile, err := secrets.NewFile(p.cfg.ACLFile, "--acl-file")
+	if err != nil {
+		return err
+	}
+	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, ACLFile: aclFile, Clock: clock.RealClock{}}
 	deps.Rotation = rotation.New(pw.Get, clock.RealClock{}, p.cfg.PasswordRotationGrace, log)
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, deps.Rotation.Outgoing))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")

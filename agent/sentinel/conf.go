@@ -83,8 +83,16 @@ func rewriteIncludeAuth(path string, users acl.Users, masterauth string, accept 
 		return fmt.Errorf("read %s to rotate its password: %w", path, err)
 	}
 	var lines, acceptLines []string
+	fileUsers := map[string]bool{}
+	for _, n := range acl.FileBlockNames(string(old)) {
+		fileUsers[n] = true
+	}
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		f := strings.Fields(l)
 		switch {
+		case len(f) > 1 && f[0] == "user" && fileUsers[f[1]]:
+			// --acl-file's users: kept where they are.
+			lines = append(lines, l)
 		case strings.HasPrefix(l, "masterauth ") || strings.HasPrefix(l, "masteruser "):
 		case strings.HasPrefix(l, "requirepass ") || strings.HasPrefix(l, "user "):
 			acceptLines = append(acceptLines, l)
@@ -101,6 +109,14 @@ func rewriteIncludeAuth(path string, users acl.Users, masterauth string, accept 
 		return fmt.Errorf("rotate the password in %s: %w", path, err)
 	}
 	return nil
+}
+
+// rewriteIncludeAuth is rewriteIncludeAuth of this mode's include, under
+// includeMu (the --acl-file users rewrite it too).
+func (m *sentinelMode) rewriteIncludeAuth(masterauth string, accept []string) error {
+	m.includeMu.Lock()
+	defer m.includeMu.Unlock()
+	return rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), masterauth, accept)
 }
 
 // authLines are the include's auth lines: masteruser and masterauth for

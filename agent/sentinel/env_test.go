@@ -341,14 +341,19 @@ func (e *sentinelEnv) startAgent(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
-	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, TLS: p.tls, Clock: clock.RealClock{}}
+	aclFile, err := secrets.NewFile(p.cfg.ACLFile, "--acl-file")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, TLS: p.tls, ACLFile: aclFile, Clock: clock.RealClock{}}
 	deps.Rotation = rotation.New(pw.Get, clock.RealClock{}, p.cfg.PasswordRotationGrace, log)
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, deps.Rotation.Outgoing))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
 	srv := sidecar.NewHTTPServer(p.cfg, deps, m)
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); _ = aclFile.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
 	go func() { defer wg.Done(); _ = p.tls.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = pw.Run(ctx, log, clock.RealClock{}, time.Second) }()

@@ -138,6 +138,14 @@ func (n *goRedisNode) ACLOnlyPassword(ctx context.Context, user, pw string) erro
 	return nil
 }
 
+func (n *goRedisNode) ACLSetUser(ctx context.Context, user string, rules []string) error {
+	args := []any{"ACL", "SETUSER", user}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	return n.c.Do(ctx, args...).Err()
+}
+
 func (n *goRedisNode) ACLDryRun(ctx context.Context, user string, cmd []string) (string, error) {
 	return aclDryRun(ctx, n.c.Process, user, cmd)
 }

@@ -189,3 +189,19 @@ func TestRedisIncludeUsers(t *testing.T) {
 		t.Errorf("include with users only defined: -want +got:\n%s", diff)
 	}
 }
+
+// The rotation's rewrite leaves the --acl-file users' block alone.
+func TestRewriteIncludeAuthKeepsFileUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "redis-ha.conf")
+	initial := acl.ReplaceFileBlock("masterauth p1\nrequirepass p1\n", []acl.FileUser{{Name: "app", Rules: []string{"on", ">a", "+@all"}}})
+	if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteIncludeAuth(path, acl.Users{}, "p1", []string{"p1", "p2"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if diff := cmp.Diff([]string{"app"}, acl.FileBlockNames(string(got))); diff != "" || !strings.Contains(string(got), "user app on >a +@all\n") || !strings.Contains(string(got), "user default on ~* &* +@all >p1 >p2\n") {
+		t.Errorf("include after accept:\n%s", got)
+	}
+}

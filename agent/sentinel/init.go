@@ -18,6 +18,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -179,6 +180,11 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fileUsers, err := sidecar.ReadACLFile(in.cfg, acl.ModeSentinel)
+	if err != nil {
+		return err
+	}
+	inc = []byte(acl.ReplaceFileBlock(string(inc), fileUsers))
 	if _, err := writeConf(in.cfg.RedisConfInclude, inc); err != nil {
 		return fmt.Errorf("write --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", err)
 	}

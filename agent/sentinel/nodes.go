@@ -31,6 +31,8 @@ type redisNode interface {
 	ACLOnlyPassword(ctx context.Context, user, pw string) error
 	// ACLDryRun is ACL DRYRUN: "" when user may run cmd, else why not.
 	ACLDryRun(ctx context.Context, user string, cmd []string) (string, error)
+	// ACLSetUser is ACL SETUSER user rules...
+	ACLSetUser(ctx context.Context, user string, rules []string) error
 	Close() error
 }
 

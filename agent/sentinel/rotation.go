@@ -147,7 +147,7 @@ func (r sentinelRotation) Plain(ctx context.Context, pw string) error {
 		m.localSentinel().ApplyPassword(c, m.cfg.MasterName, pw),
 		// A redis-server container restart reads the include again (init
 		// does not run): it must carry the new password too.
-		rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), pw, []string{pw}))
+		m.rewriteIncludeAuth(pw, []string{pw}))
 	return errors.Join(errs...)
 }
 
@@ -185,7 +185,7 @@ func (r sentinelRotation) Accept(ctx context.Context, out, target string) error 
 	if err := m.localSentinel().AcceptPassword(c, r.users(acl.Sentinel), target); err != nil {
 		return err
 	}
-	return rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), out, []string{out, target})
+	return m.rewriteIncludeAuth(out, []string{out, target})
 }
 
 func (r sentinelRotation) Switch(ctx context.Context, pw string) error {
@@ -195,7 +195,7 @@ func (r sentinelRotation) Switch(ctx context.Context, pw string) error {
 	if err := m.localSentinel().SwitchPassword(c, m.cfg.MasterName, pw); err != nil {
 		return err
 	}
-	if err := rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), pw, nil); err != nil {
+	if err := m.rewriteIncludeAuth(pw, nil); err != nil {
 		return err
 	}
 	// Last: the peers read it as this pod's switch being complete.
@@ -222,5 +222,5 @@ func (r sentinelRotation) Drop(ctx context.Context, pw string) error {
 	if err := m.localSentinel().OnlyPassword(c, r.users(acl.Sentinel), pw); err != nil {
 		return err
 	}
-	return rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), pw, []string{pw})
+	return m.rewriteIncludeAuth(pw, []string{pw})
 }

@@ -8,7 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 )
+
+// aclFileUsers keeps the local redis-server's --acl-file users.
+func (m *sentinelMode) aclFileUsers() *sidecar.ACLFileUsers {
+	return &sidecar.ACLFileUsers{File: m.deps.ACLFile, Managed: sidecar.ManagedNames(m.cfg, acl.ModeSentinel), Include: m.cfg.RedisConfInclude, IncludeMu: &m.includeMu,
+		SetUser: m.local.ACLSetUser, Log: m.log, Clock: m.deps.Clock}
+}
 
 // checkUsers checks, once the local redis-server and Sentinel answer,
 // that every ACL user the agent manages may run the commands it needs
