@@ -291,6 +291,47 @@ patches:
 	},
 	// The PodMonitor alone: the rules and the dashboard left out with the
 	// patches README "Monitoring" gives for a further StatefulSet.
+	"sentinel: ACL users with application users from the Secret": {
+		release: "redis",
+		values: `
+auth:
+  existingSecret: redis-auth
+  acl:
+    enabled: true
+    agentUser: agent
+    usersKey: users.acl
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/sentinel]
+components: [COMPONENTS/networkpolicy, COMPONENTS/acl]
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata: {name: redis}
+      spec:
+        template:
+          spec:
+            initContainers:
+              - name: agent-init
+                env:
+                  - {name: REDIS_HA_AGENT_USER, value: agent}
+                  - {name: REDIS_HA_ACL_FILE, value: /etc/redis-ha/auth/users.acl}
+              - name: agent
+                env:
+                  - {name: REDIS_HA_AGENT_USER, value: agent}
+                  - {name: REDIS_HA_ACL_FILE, value: /etc/redis-ha/auth/users.acl}
+            volumes:
+              - name: auth
+                secret:
+                  secretName: redis-auth
+                  items:
+                    - {key: password, path: password}
+                    - {key: users.acl, path: users.acl}
+`,
+	},
 	"cluster: PodMonitor only": {
 		release: "redis-cluster",
 		values: `

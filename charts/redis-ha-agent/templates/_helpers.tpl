@@ -163,6 +163,10 @@ paths (Secret volumes), never as values.
 - name: REDIS_HA_SENTINEL_AUTH_USER
   value: {{ .sentinelUser | quote }}
 {{- end }}
+{{- if .usersKey }}
+- name: REDIS_HA_ACL_FILE
+  value: /etc/redis-ha/auth/users.acl
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if .Values.tls.enabled }}
