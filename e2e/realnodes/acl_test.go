@@ -37,7 +37,7 @@ func TestSentinelACL(t *testing.T) {
 	if _, err := cluster.Clientset.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	dir := aclKustomization(t, appPass)
+	dir := aclKustomization(t, appPass, "sentinel", "sentinel-3-acl")
 	start := time.Now()
 	if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", ns, "-k", dir); err != nil {
 		t.Fatal(err)
@@ -139,23 +139,23 @@ func TestSentinelACL(t *testing.T) {
 	}
 }
 
-// aclKustomization is overlays/sentinel-3-acl with the application user
-// added to the base's redis.conf (before the agent's include), as a
-// password hash, the way README's "ACL users" says.
-func aclKustomization(t *testing.T, appPass string) string {
+// aclKustomization is the overlay with the application user added to the
+// base's redis.conf (before the agent's include), as a password hash, the
+// way README's "ACL users" says.
+func aclKustomization(t *testing.T, appPass, base, overlayName string) string {
 	t.Helper()
-	base, err := os.ReadFile(filepath.Join(repoRoot(), "manifests", "base", "sentinel", "redis.conf"))
+	conf0, err := os.ReadFile(filepath.Join(repoRoot(), "manifests", "base", base, "redis.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(appPass))
 	user := "user app on #" + hex.EncodeToString(sum[:]) + " ~* &* +@all\n"
-	conf := strings.Replace(string(base), "include /data/conf/redis-ha.conf", user+"include /data/conf/redis-ha.conf", 1)
-	if conf == string(base) {
+	conf := strings.Replace(string(conf0), "include /data/conf/redis-ha.conf", user+"include /data/conf/redis-ha.conf", 1)
+	if conf == string(conf0) {
 		t.Fatal("the base redis.conf has no include line to put the application user before")
 	}
 	dir := t.TempDir()
-	overlay, err := filepath.Rel(dir, filepath.Join(repoRoot(), "manifests", "overlays", "sentinel-3-acl"))
+	overlay, err := filepath.Rel(dir, filepath.Join(repoRoot(), "manifests", "overlays", overlayName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +164,11 @@ kind: Kustomization
 resources:
   - %s
 configMapGenerator:
-  - name: redis-config
+  - name: %s
     behavior: replace
     files:
       - redis.conf
-`, overlay)
+`, overlay, map[string]string{"sentinel": "redis-config", "cluster": "redis-cluster-config"}[base])
 	for name, data := range map[string]string{"kustomization.yaml": k, "redis.conf": conf} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -220,4 +220,141 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// TestClusterACL applies manifests/overlays/cluster-6-acl (cluster-6 with
+// components/acl) with an application user from redis.conf, and checks
+// from every node: cluster_state ok, a login as default refused, the
+// agent's and the replication user refused data commands; then writes
+// keys through a cluster client as the application, deletes a master pod
+// (its agent's preStop runs CLUSTER FAILOVER as the agent's user) and
+// reads every key back, with no ACL log entry on any node.
+func TestClusterACL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	ns := newNamespace(t, ctx, "aclc")
+	password, appPass := randomHex(t), randomHex(t)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "redis-auth"}, Data: map[string][]byte{"password": []byte(password)}}
+	if _, err := cluster.Clientset.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cluster.Kubectl(ctx, nil, os.Stderr, "apply", "--server-side", "-n", ns, "-k", aclKustomization(t, appPass, "cluster", "cluster-6-acl")); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for i := 0; i < 6; i++ {
+		addrs = append(addrs, fmt.Sprintf("redis-cluster-%d.redis-cluster-headless.%s.svc.cluster.local:6379", i, ns))
+	}
+	app := func(addr string) *redis.Client { return redisClientAs(addr, "app", appPass) }
+	waitClusterAs(t, ctx, addrs, app)
+	t.Logf("6 nodes report cluster_state:ok with ACL users, %.1fs after apply", time.Since(start).Seconds())
+	for _, a := range addrs {
+		c := app(a)
+		_ = c.Do(ctx, "ACL", "LOG", "RESET").Err()
+		c.Close()
+	}
+	c := redisClient(addrs[0], password)
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Error("a login as the default user worked; want it off")
+	}
+	c.Close()
+	for _, user := range []string{"redis-ha-agent", "redis-ha-replication"} {
+		c := redisClientAs(addrs[0], user, password)
+		err := c.Do(ctx, "GET", "k1").Err()
+		c.Close()
+		if err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Errorf("GET as %s: %v, want NOPERM", user, err)
+		}
+	}
+	c = app(addrs[0])
+	_ = c.Do(ctx, "ACL", "LOG", "RESET").Err()
+	c.Close()
+
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: cluster.DialContext, Protocol: 2, DisableIdentity: true, Username: "app", Password: appPass,
+		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRedirects: 16})
+	defer cc.Close()
+	for i := 0; i < 200; i++ {
+		if err := cc.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("write k%d through the cluster as app: %v", i, err)
+		}
+	}
+	var master string
+	for i, a := range addrs {
+		c := app(a)
+		role, _ := c.Do(ctx, "ROLE").Slice()
+		c.Close()
+		if len(role) > 0 && role[0] == "master" {
+			master = fmt.Sprintf("redis-cluster-%d", i)
+			break
+		}
+	}
+	old, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	if err := cluster.DeletePod(ctx, ns, master); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, master, metav1.GetOptions{})
+		return err == nil && p.UID != old.UID && p.DeletionTimestamp == nil && podReadyCond(p), nil
+	})
+	if err != nil {
+		t.Fatalf("%s not replaced and Ready within 4 minutes: %v", master, err)
+	}
+	waitClusterAs(t, ctx, addrs, app)
+	t.Logf("master pod %s deleted; replaced and cluster_state ok from all 6 nodes %.1fs later", master, time.Since(deleted).Seconds())
+	missing := 0
+	for i := 0; i < 200; i++ {
+		if v, err := cc.Get(ctx, fmt.Sprintf("k%d", i)).Int(); err != nil || v != i {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of 200 keys missing after deleting master pod %s", missing, master)
+	}
+	for i, a := range addrs {
+		if fmt.Sprintf("redis-cluster-%d", i) == master {
+			continue // a new server: its log starts with it
+		}
+		c := app(a)
+		v, err := c.Do(ctx, "ACL", "LOG").Slice()
+		c.Close()
+		if err != nil || len(v) > 0 {
+			t.Errorf("%s: ACL LOG %v %v, want no entry", a, v, err)
+		}
+	}
+}
+
+// waitClusterAs is waitClusterTLS logging in with dial's client.
+func waitClusterAs(t *testing.T, ctx context.Context, addrs []string, dial func(addr string) *redis.Client) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, a := range addrs {
+			c := dial(a)
+			s, err := c.ClusterInfo(ctx).Result()
+			nodes, nerr := c.ClusterNodes(ctx).Result()
+			c.Close()
+			if err != nil || nerr != nil {
+				last = fmt.Sprintf("%s: %v %v", a, err, nerr)
+				return false, nil
+			}
+			info := parseInfoReply(s)
+			if info["cluster_state"] != "ok" || info["cluster_slots_assigned"] != "16384" || info["cluster_known_nodes"] != "6" || info["cluster_size"] != "3" {
+				last = fmt.Sprintf("%s: state %s, slots %s, known %s, size %s", a, info["cluster_state"], info["cluster_slots_assigned"], info["cluster_known_nodes"], info["cluster_size"])
+				return false, nil
+			}
+			if strings.Contains(nodes, "fail") || strings.Contains(nodes, "noaddr") {
+				last = fmt.Sprintf("%s: CLUSTER NODES has fail/noaddr:\n%s", a, nodes)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("cluster not healthy from every node: %v (last: %s)", err, last)
+	}
 }
