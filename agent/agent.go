@@ -98,6 +98,10 @@ func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	aclFile, err := secrets.NewFile(cfg.ACLFile, "--acl-file (REDIS_HA_ACL_FILE)")
+	if err != nil {
+		return err
+	}
 	kube, election, err := kubeapi.NewClients(cfg.Kubeconfig, "redis-ha-agent/"+cfg.Version)
 	if err != nil {
 		return err
@@ -113,6 +117,7 @@ func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Password: pw,
 		Rotation: rotation.New(pw.Get, clock.RealClock{}, cfg.PasswordRotationGrace, log),
 		TLS:      tlsFiles,
+		ACLFile:  aclFile,
 		Clock:    clock.RealClock{},
 	}
 	tlsFiles.Observe(deps.Metrics)
@@ -133,6 +138,7 @@ func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return pw.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return tlsFiles.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
+	g.Go(func() error { return aclFile.Run(ctx, log, deps.Clock, cfg.ResyncInterval) })
 	g.Go(func() error { return mode.Run(ctx) })
 	return g.Wait()
 }

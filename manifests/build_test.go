@@ -46,6 +46,9 @@ type layout struct {
 	// exporter: components/redis-exporter is on (a redis_exporter
 	// container beside the server).
 	exporter bool
+	// acl: components/acl is on (the password Secret mounted into the
+	// agent containers, the ACL user flags set).
+	acl bool
 }
 
 // layouts lists every kustomization that can be built (components are built
@@ -62,6 +65,8 @@ func layouts() map[string]layout {
 		"overlays/sentinel-3-tls":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, tls: true, netpol: true},
 		"overlays/cluster-6-tls":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, tls: true, netpol: true},
 		"overlays/sentinel-3-external":     {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, netpol: true, external: true},
+		"overlays/sentinel-3-acl":          {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, netpol: true, acl: true},
+		"overlays/cluster-6-acl":           {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "init", sidecar: true, services: true, netpol: true, acl: true},
 		"overlays/production":              {sts: "redis", mode: "sentinel", replicas: 3, init: "init", sidecar: true, services: true, production: true, netpol: true, exporter: true},
 		"overlays/seed002-with-agent-init": {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite"},
 		"overlays/seed002-with-agent":      {sts: "redis-cluster", mode: "cluster", replicas: 6, init: "nodesconf rewrite", sidecar: true},

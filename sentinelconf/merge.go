@@ -67,6 +67,7 @@ var ownedGlobal = map[string]bool{
 	"sentinel announce-ip":        true,
 	"sentinel announce-port":      true,
 	"sentinel sentinel-pass":      true,
+	"sentinel sentinel-user":      true,
 }
 
 // ownedPerMaster are the per-master directives Merge writes for its master.
@@ -76,6 +77,7 @@ var ownedPerMaster = map[string]bool{
 	"sentinel failover-timeout":        true,
 	"sentinel parallel-syncs":          true,
 	"sentinel auth-pass":               true,
+	"sentinel auth-user":               true,
 }
 
 func merge(f *File, p Params) ([]byte, Changes) {
@@ -123,6 +125,16 @@ func newMerger(f *File, p Params) *merger {
 	return m
 }
 
+// ownsUser: Params.Users defines the user name.
+func (m *merger) ownsUser(name string) bool {
+	for _, u := range m.p.Users {
+		if f := strings.Fields(u); len(f) > 1 && f[1] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // exists: host is a pod that exists now (a peer or this one).
 func (m *merger) exists(host string) bool {
 	_, ok := m.peerID[hostKey(host)]
@@ -148,6 +160,10 @@ func (m *merger) line(l Line) {
 		// Sentinel loads user lines after requirepass, so a rewritten
 		// "user default on #<old hash>" would keep an old password
 		// alive; Sentinel writes it again from requirepass.
+		return
+	case d == "user" && len(l.Args) > 1 && m.ownsUser(l.Args[1]):
+		// Params.Users replaces it (Sentinel's rewrite of it holds
+		// password hashes the rotation may have dropped since).
 		return
 	}
 	if m.aboutMaster(l, d) {
@@ -299,10 +315,17 @@ func ownedLines(p Params) []string {
 		if p.Password != "" {
 			lines = append(lines, joinArgs("sentinel", "auth-pass", name, p.Password))
 		}
+		if p.AuthUser != "" {
+			lines = append(lines, joinArgs("sentinel", "auth-user", name, p.AuthUser))
+		}
 	}
 	if p.Password != "" {
 		lines = append(lines, joinArgs("requirepass", p.Password), joinArgs("sentinel", "sentinel-pass", p.Password))
 	}
+	if p.SentinelUser != "" {
+		lines = append(lines, joinArgs("sentinel", "sentinel-user", p.SentinelUser))
+	}
+	lines = append(lines, p.Users...)
 	return lines
 }
 

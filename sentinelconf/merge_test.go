@@ -210,6 +210,42 @@ func TestMergeAuth(t *testing.T) {
 	}
 }
 
+// The ACL users of Params replace their lines of the existing file (as
+// Sentinel rewrote them, with password hashes), keep other users' lines,
+// and name the users for auth-user and sentinel-user.
+func TestMergeUsers(t *testing.T) {
+	existing := []byte(string(readTestdata(t, "redis-7.0.15/auth-failover-1.conf")) +
+		"user ha-agent on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 resetchannels -@all +ping\n" +
+		"user someone-else on nopass ~* +@all\n")
+	p := realParams(1)
+	p.Password, p.AuthUser, p.SentinelUser = "pw", "ha-sentinel", "ha-sentinel"
+	p.Users = []string{"user ha-agent reset on >pw -@all +ping +sentinel|master", "user ha-sentinel reset on >pw -@all +ping"}
+	out, _, err := Merge(existing, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "-user") || strings.HasPrefix(l, "user ") {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		"sentinel auth-user mymaster ha-sentinel",
+		"sentinel sentinel-user ha-sentinel",
+		"user ha-agent reset on >pw -@all +ping +sentinel|master",
+		"user ha-sentinel reset on >pw -@all +ping",
+		"user someone-else on nopass ~* +@all",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("user lines (-want +got):\n%s", diff)
+	}
+	again, _, err := Merge(out, p)
+	if err != nil || string(again) != string(out) {
+		t.Errorf("a second merge changed the file (%v):\n%s", err, cmp.Diff(string(out), string(again)))
+	}
+}
+
 func TestMergeInvalidFile(t *testing.T) {
 	out, _, err := Merge(readTestdata(t, "invalid-monitor-missing-fields.conf"), realParams(1))
 	var pe *ParseError

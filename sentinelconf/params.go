@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,16 @@ type Params struct {
 	// requirepass and sentinel-pass so that Sentinels require it from
 	// clients and present it to each other. Empty means no auth.
 	Password string
+
+	// AuthUser, when set, is written as auth-user for the master: the ACL
+	// user Sentinel logs in to redis-servers as (with Password).
+	// SentinelUser, when set, is written as sentinel-user: the user it
+	// logs in to the other Sentinels as. Users are user lines
+	// ("user <name> <rules>") for this Sentinel's own ACL; any user line of
+	// the existing file for one of their names is replaced.
+	AuthUser     string
+	SentinelUser string
+	Users        []string
 
 	// TLS, when set, makes Sentinel serve TLS on Port (and plaintext only
 	// on TLS.PlaintextPort, if any) and talk TLS to Redis and to the other
@@ -133,6 +144,17 @@ func (p Params) Validate() error {
 		// Redis 8.0.2 and Valkey 8.0.1/8.1.1 do the same. A quote anywhere
 		// is refused too (see RewriteSafe); cmd's tests pin this text.
 		return bad("Password", "", "contains a space, a quote or a control character; redis-sentinel 7.0 writes it unquoted when it rewrites sentinel.conf and then cannot load the file: use a password of printable characters without spaces or quotes, e.g. hex or base64")
+	}
+	for field, v := range map[string]string{"AuthUser": p.AuthUser, "SentinelUser": p.SentinelUser} {
+		if v != "" && !RewriteSafe(v) {
+			return bad(field, v, "must be a user name without spaces, quotes or control characters")
+		}
+	}
+	for i, u := range p.Users {
+		f := strings.Fields(u)
+		if len(f) < 2 || f[0] != "user" || strings.ContainsAny(u, "\r\n") {
+			return bad(fmt.Sprintf("Users[%d]", i), "", "must be one line: user <name> <rules>")
+		}
 	}
 	if err := p.TLS.validate(p.Port); err != nil {
 		return err

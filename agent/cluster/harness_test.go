@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/proctest"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
@@ -83,6 +84,28 @@ type testCluster struct {
 	tls       secrets.TLSSettings
 	clientTLS *tls.Config
 	ca        *proctest.CA
+	// users, when set by useACLUsers, are every pod's ACL user flags; the
+	// test's clients then log in as appUser (appPass), which each pod's
+	// own redis.conf defines.
+	users   acl.Users
+	appUser string
+}
+
+const appPass = "app-pass-4e2a"
+
+// useACLUsers gives every pod started from now on an agent user, a
+// replication user, and its default user off.
+func (c *testCluster) useACLUsers() {
+	c.users = acl.Users{Agent: "ha-agent", Replication: "ha-repl", DefaultOff: true}
+	c.appUser = "app"
+}
+
+// creds are the test clients' credentials.
+func (c *testCluster) creds() (string, string) {
+	if c.appUser != "" {
+		return c.appUser, appPass
+	}
+	return "", c.pw()
 }
 
 // useTLS switches the pods started from now on to TLS only.
@@ -115,7 +138,18 @@ func (c *testCluster) cfg(ordinal int) config.Config {
 		InitTimeout: 5 * time.Second, SentinelPort: 26379, DownAfter: time.Second,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 		TLS: c.tls, PasswordRotationGrace: c.grace,
+		AgentUser: c.users.Agent, ReplicationUser: c.users.Replication, DisableDefaultUser: c.users.DefaultOff,
+		PasswordFile: c.passwordFile(),
 	}
+}
+
+// passwordFile: the agents get the password from the env, not a file;
+// config only needs to know there is one.
+func (c *testCluster) passwordFile() string {
+	if c.pw() == "" {
+		return ""
+	}
+	return "/test/password"
 }
 
 // startRedis runs init for the pod (include + nodes.conf) and starts its
@@ -135,7 +169,7 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 	if err := p.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeClusterInclude(p.cfg, c.pw()); err != nil {
+	if _, err := writeClusterInclude(p.cfg, c.pw(), nil); err != nil {
 		t.Fatal(err)
 	}
 	conf := strings.Join([]string{
@@ -150,6 +184,7 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 		`save ""`,
 		"appendonly yes",
 		"logfile " + filepath.Join(p.dir, "redis.log"),
+		c.appUserLine(),
 		"include " + p.cfg.RedisConfInclude,
 	}, "\n") + "\n"
 	confPath := filepath.Join(p.dir, "redis.conf")
@@ -157,8 +192,17 @@ func (c *testCluster) startRedis(ordinal int) *testPod {
 		t.Fatal(err)
 	}
 	p.proc = proctest.Start(t, filepath.Join(p.dir, "redis.log"), "redis-server", confPath)
-	proctest.WaitPingTLS(t, fmt.Sprintf("%s:%d", p.ip, testRedisPort), c.pw(), c.clientTLS, 10*time.Second)
+	cl := c.client(ordinal)
+	proctest.Eventually(t, 10*time.Second, func() error { return cl.Ping(context.Background()).Err() }, "%s answers PING", p.ip)
 	return p
+}
+
+// appUserLine defines the test clients' user in a pod's own redis.conf.
+func (c *testCluster) appUserLine() string {
+	if c.appUser == "" {
+		return "# no application user"
+	}
+	return "user " + c.appUser + " on >" + appPass + " ~* &* +@all"
 }
 
 // startAgent runs the pod's agent in this process until the test ends.
@@ -254,7 +298,7 @@ func (c *testCluster) rotateOn(o int, pw string) {
 
 func (c *testCluster) client(ordinal int) *redis.Client {
 	cl := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", c.ipOf(ordinal), testRedisPort), Protocol: 2, DisableIdentity: true,
-		CredentialsProvider: func() (string, string) { return "", c.pw() }, TLSConfig: c.clientTLS})
+		CredentialsProvider: c.creds, TLSConfig: c.clientTLS})
 	c.t.Cleanup(func() { cl.Close() })
 	return cl
 }
@@ -265,7 +309,7 @@ func (c *testCluster) clusterClient() *redis.ClusterClient {
 		addrs = append(addrs, fmt.Sprintf("%s:%d", c.ipOf(o), testRedisPort))
 	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true,
-		CredentialsProvider: func() (string, string) { return "", c.pw() },
+		CredentialsProvider: c.creds,
 		MaxRedirects:        16, ReadTimeout: time.Second, WriteTimeout: time.Second, DialTimeout: time.Second, TLSConfig: c.clientTLS})
 	c.t.Cleanup(func() { cc.Close() })
 	return cc

@@ -12,9 +12,11 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
 
@@ -39,7 +41,11 @@ func Init(ctx context.Context, cfg config.Config, log zerolog.Logger, lookup Loo
 	if _, err := secrets.NewTLSFiles(cfg.TLS, []string{cfg.PodFQDN(cfg.Ordinal())}, clock.RealClock{}); err != nil {
 		return err
 	}
-	written, err := writeClusterInclude(cfg, pw)
+	fileUsers, err := sidecar.ReadACLFile(cfg, acl.ModeCluster)
+	if err != nil {
+		return err
+	}
+	written, err := writeClusterInclude(cfg, pw, fileUsers)
 	if err != nil {
 		return err
 	}
@@ -120,7 +126,7 @@ func clusterInclude(cfg config.Config, password string) []byte {
 	fmt.Fprintf(&b, "cluster-announce-ip %s\n", cfg.PodIP)
 	b.WriteString("cluster-preferred-endpoint-type ip\n")
 	if password != "" {
-		fmt.Fprintf(&b, "requirepass %s\nmasterauth %s\n", secrets.QuoteConf(password), secrets.QuoteConf(password))
+		b.WriteString(strings.Join(authLines(cfg.Users(), password), "\n") + "\n")
 	}
 	if cfg.TLS.Enabled() {
 		b.WriteString(strings.Join(cfg.TLS.RedisLines(cfg.RedisPort, true), "\n") + "\n")
@@ -128,14 +134,36 @@ func clusterInclude(cfg config.Config, password string) []byte {
 	return []byte(b.String())
 }
 
+// authLines: the default user's password (requirepass) or, with the
+// default user off, the line that disables it; masteruser and masterauth
+// for replication; and a user line for each user the agent manages
+// (agent/acl). Passwords are quoted, so any password survives.
+func authLines(u acl.Users, password string) []string {
+	q := secrets.QuoteConf(password)
+	var lines []string
+	if u.DefaultOff {
+		lines = append(lines, acl.DefaultOffLine)
+	} else {
+		lines = append(lines, "requirepass "+q)
+	}
+	if r := u.Login(u.Replication); r != "" {
+		lines = append(lines, "masteruser "+r)
+	}
+	lines = append(lines, "masterauth "+q)
+	for _, m := range u.On(acl.ModeCluster, acl.Redis) {
+		lines = append(lines, "user "+m.Name+" reset on "+secrets.QuoteConf(">"+password)+" "+m.Rules.Rules)
+	}
+	return lines
+}
+
 // writeClusterInclude writes the include with mode 0600: it holds the
 // password.
-func writeClusterInclude(cfg config.Config, password string) (bool, error) {
+func writeClusterInclude(cfg config.Config, password string, fileUsers []acl.FileUser) (bool, error) {
 	dir := filepath.Dir(cfg.RedisConfInclude)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return false, fmt.Errorf("create directory %s for --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", dir, err)
 	}
-	written, err := atomicfile.Write(cfg.RedisConfInclude, clusterInclude(cfg, password), 0o600)
+	written, err := atomicfile.Write(cfg.RedisConfInclude, []byte(acl.ReplaceFileBlock(string(clusterInclude(cfg, password)), fileUsers)), 0o600)
 	if err != nil {
 		return false, fmt.Errorf("write --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/nodesconf"
 )
@@ -154,5 +155,21 @@ masterauth "s3\"cr\\et"
 	}
 	if _, err := os.Stat(cfg.NodesConf); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("init created nodes.conf: %v", err)
+	}
+}
+
+// With ACL users the include turns the default user off, names the
+// replication user, and defines each user with the quoted password.
+func TestClusterIncludeUsers(t *testing.T) {
+	got := authLines(acl.Users{Agent: "ha-agent", Replication: "ha-repl", DefaultOff: true}, `p "w`)
+	want := []string{
+		acl.DefaultOffLine,
+		"masteruser ha-repl",
+		`masterauth "p \"w"`,
+		`user ha-agent reset on ">p \"w" ` + acl.AgentRules(acl.ModeCluster, acl.Redis).Rules,
+		`user ha-repl reset on ">p \"w" ` + acl.ReplicationRules().Rules,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("auth lines -want +got:\n%s", diff)
 	}
 }

@@ -44,6 +44,7 @@ func NewMode(cfg config.Config, deps sidecar.Deps) (sidecar.Mode, error) {
 		Metrics:  deps.Metrics,
 		Clock:    deps.Clock,
 		TLS:      deps.TLS,
+		ACLFile:  deps.ACLFile,
 	}
 	if deps.Password != nil {
 		env.Password, env.PasswordChanged, env.Rotation = deps.Password.Get, deps.Password.Changed(), deps.Rotation

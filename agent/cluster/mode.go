@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/metrics"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
@@ -50,7 +51,9 @@ type clusterEnv struct {
 	Rotation *rotation.Rotator
 	// TLS is the certificate material of the agent's connections; nil is
 	// plaintext. Its Changed makes redis-server reload renewed files.
-	TLS     *secrets.TLSFiles
+	TLS *secrets.TLSFiles
+	// ACLFile is --acl-file, the application users; nil: none.
+	ACLFile *secrets.File
 	Event   func(eventType, reason, note string)
 	Metrics *metrics.Metrics // may be nil
 	Clock   clock.WithTicker
@@ -129,7 +132,7 @@ func newClusterModeWith(cfg config.Config, env clusterEnv) *clusterMode {
 		env.Rotation = rotation.New(env.Password, env.Clock, cfg.PasswordRotationGrace, env.Log)
 	}
 	env.Password = env.Rotation.Outgoing
-	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(env.Password, env.TLS),
+	m := &clusterMode{cfg: cfg, env: env, log: log, conns: newClusterConns(cfg.Users().Login(cfg.AgentUser), env.Password, env.TLS),
 		status:   clusterStatus{Mode: config.ModeCluster, Pod: cfg.PodName, Role: "unknown"},
 		announce: &sidecar.Announcer{Cluster: true, Zone: cfg.Zone, PodName: cfg.PodName, Log: log}}
 	m.passes.Set(env.Clock.Now()) // the loop's first pass is due now
@@ -186,6 +189,14 @@ func (m *clusterMode) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { m.watchPassword(ctx); return nil })
+	g.Go(func() error { return m.checkUsers(ctx) })
+	g.Go(func() error {
+		return (&sidecar.ACLFileUsers{File: m.env.ACLFile, Managed: sidecar.ManagedNames(m.cfg, acl.ModeCluster), Include: m.cfg.RedisConfInclude,
+			SetUser: func(ctx context.Context, user string, rules []string) error {
+				return m.local().ACLSetUser(ctx, user, rules)
+			},
+			Log: m.log, Clock: m.env.Clock}).Run(ctx)
+	})
 	g.Go(func() error { return m.loop(ctx) })
 	return g.Wait()
 }

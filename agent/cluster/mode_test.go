@@ -54,13 +54,19 @@ func (f *fakeNode) ConfigSet(_ context.Context, param, value string) error {
 func (f *fakeNode) ConfigGet(context.Context, string) (string, error) {
 	return "", errors.New("unexpected CONFIG GET")
 }
-func (f *fakeNode) ACLPasswords(context.Context) ([]string, error) {
+func (f *fakeNode) ACLSetUser(context.Context, string, []string) error { return nil }
+
+func (f *fakeNode) ACLOnlyPassword(context.Context, string, string) error { return nil }
+
+func (f *fakeNode) ACLDryRun(context.Context, string, []string) (string, error) { return "", nil }
+
+func (f *fakeNode) ACLPasswords(context.Context, string) ([]string, error) {
 	return nil, errors.New("unexpected ACL GETUSER")
 }
-func (f *fakeNode) ACLAddPassword(context.Context, string) error {
+func (f *fakeNode) ACLAddPassword(context.Context, string, string) error {
 	return errors.New("unexpected ACL SETUSER")
 }
-func (f *fakeNode) Migrate(context.Context, string, int, map[int][]string, string, time.Duration) error {
+func (f *fakeNode) Migrate(context.Context, string, int, map[int][]string, string, string, time.Duration) error {
 	return errors.New("unexpected MIGRATE")
 }
 

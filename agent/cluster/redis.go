@@ -37,25 +37,33 @@ type clusterNodeAPI interface {
 	SetSlot(ctx context.Context, slots []int, state, id string) (errs []error, err error)
 	// KeysInSlots returns up to count keys of each slot.
 	KeysInSlots(ctx context.Context, slots []int, count int) (map[int][]string, error)
-	Migrate(ctx context.Context, ip string, port int, keysBySlot map[int][]string, password string, timeout time.Duration) error
+	// Migrate logs in to the target as user ("": the default user) with
+	// password ("": no auth).
+	Migrate(ctx context.Context, ip string, port int, keysBySlot map[int][]string, user, password string, timeout time.Duration) error
 	ConfigSet(ctx context.Context, param, value string) error
 	// ConfigGet is CONFIG GET of one parameter.
 	ConfigGet(ctx context.Context, param string) (string, error)
-	// ACLPasswords lists the default user's password hashes (hex SHA-256).
-	ACLPasswords(ctx context.Context) ([]string, error)
-	// ACLAddPassword makes the default user accept pw too.
-	ACLAddPassword(ctx context.Context, pw string) error
+	// ACLPasswords lists a user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context, user string) ([]string, error)
+	// ACLAddPassword makes a user accept pw too.
+	ACLAddPassword(ctx context.Context, user, pw string) error
+	// ACLOnlyPassword leaves pw a user's one password, in one command.
+	ACLOnlyPassword(ctx context.Context, user, pw string) error
+	// ACLDryRun is ACL DRYRUN: "" when user may run cmd, else why not.
+	ACLDryRun(ctx context.Context, user string, cmd []string) (string, error)
+	// ACLSetUser is ACL SETUSER user rules...
+	ACLSetUser(ctx context.Context, user string, rules []string) error
 }
 
 // clusterOptions: one small pool, short timeouts, no retries (the next pass
 // retries), RESP2 and no CLIENT SETINFO (Redis 7.0 lacks it). The password
 // is read at each connect, so a rotated Secret applies to new connections.
-func clusterOptions(addr string, password func() string) *redis.Options {
+func clusterOptions(addr, user string, password func() string) *redis.Options {
 	return &redis.Options{
 		Addr:                  addr,
 		Protocol:              2,
 		DisableIdentity:       true,
-		CredentialsProvider:   func() (string, string) { return "", password() },
+		CredentialsProvider:   func() (string, string) { return user, password() },
 		DialTimeout:           time.Second,
 		ReadTimeout:           3 * time.Second,
 		WriteTimeout:          3 * time.Second,
@@ -150,12 +158,36 @@ func (n *goClusterNode) ConfigGet(ctx context.Context, param string) (string, er
 	return m[param], nil
 }
 
-func (n *goClusterNode) ACLPasswords(ctx context.Context) ([]string, error) {
-	return redisx.ACLPasswords(n.c.Do(ctx, "ACL", "GETUSER", "default"))
+func (n *goClusterNode) ACLPasswords(ctx context.Context, user string) ([]string, error) {
+	return redisx.ACLPasswords(n.c.Do(ctx, "ACL", "GETUSER", user))
 }
 
-func (n *goClusterNode) ACLAddPassword(ctx context.Context, pw string) error {
-	return n.c.Do(ctx, "ACL", "SETUSER", "default", "on", ">"+pw).Err()
+func (n *goClusterNode) ACLAddPassword(ctx context.Context, user, pw string) error {
+	return n.c.Do(ctx, "ACL", "SETUSER", user, ">"+pw).Err()
+}
+
+func (n *goClusterNode) ACLOnlyPassword(ctx context.Context, user, pw string) error {
+	return n.c.Do(ctx, "ACL", "SETUSER", user, "resetpass", ">"+pw).Err()
+}
+
+func (n *goClusterNode) ACLSetUser(ctx context.Context, user string, rules []string) error {
+	args := []any{"ACL", "SETUSER", user}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	return n.c.Do(ctx, args...).Err()
+}
+
+func (n *goClusterNode) ACLDryRun(ctx context.Context, user string, cmd []string) (string, error) {
+	args := []any{"ACL", "DRYRUN", user}
+	for _, a := range cmd {
+		args = append(args, a)
+	}
+	v, err := n.c.Do(ctx, args...).Text()
+	if err != nil || v == "OK" {
+		return "", err
+	}
+	return v, nil
 }
 
 func (n *goClusterNode) SetSlot(ctx context.Context, slots []int, state, id string) ([]error, error) {
@@ -204,12 +236,15 @@ func (n *goClusterNode) KeysInSlots(ctx context.Context, slots []int, count int)
 // one; a copy already on the target can only come from an earlier MIGRATE
 // whose reply was lost. Cluster mode wants one slot per MIGRATE, so the
 // slots go as one pipeline of MIGRATEs.
-func (n *goClusterNode) Migrate(ctx context.Context, ip string, port int, keysBySlot map[int][]string, password string, timeout time.Duration) error {
+func (n *goClusterNode) Migrate(ctx context.Context, ip string, port int, keysBySlot map[int][]string, user, password string, timeout time.Duration) error {
 	p := n.c.Pipeline()
 	var cmds []*redis.Cmd
 	for _, slot := range sortedKeys(keysBySlot) {
 		args := []any{"migrate", ip, port, "", 0, timeout.Milliseconds(), "replace"}
-		if password != "" {
+		switch {
+		case password != "" && user != "":
+			args = append(args, "auth2", user, password)
+		case password != "":
 			args = append(args, "auth", password)
 		}
 		args = append(args, "keys")
@@ -230,6 +265,7 @@ func (n *goClusterNode) Migrate(ctx context.Context, ip string, port int, keysBy
 // clusterConns keeps one client per address for the agent's lifetime.
 type clusterConns struct {
 	mu       sync.Mutex
+	user     string // "": the default user
 	password func() string
 	tls      *secrets.TLSFiles // nil: plaintext
 	byAddr   map[string]*goClusterNode
@@ -238,8 +274,8 @@ type clusterConns struct {
 	names map[string]string
 }
 
-func newClusterConns(password func() string, tlsFiles *secrets.TLSFiles) *clusterConns {
-	return &clusterConns{password: password, tls: tlsFiles, byAddr: map[string]*goClusterNode{}, names: map[string]string{}}
+func newClusterConns(user string, password func() string, tlsFiles *secrets.TLSFiles) *clusterConns {
+	return &clusterConns{user: user, password: password, tls: tlsFiles, byAddr: map[string]*goClusterNode{}, names: map[string]string{}}
 }
 
 // name records the pod FQDN of ip: nodes are dialed at their IP (Redis
@@ -270,9 +306,13 @@ func (c *clusterConns) get(ip string, port int) clusterNodeAPI {
 	defer c.mu.Unlock()
 	n, ok := c.byAddr[addr]
 	if !ok {
-		o := clusterOptions(addr, c.password)
+		o := clusterOptions(addr, c.user, c.password)
 		o.Dialer = redisx.Dial{Timeout: o.DialTimeout, TLS: c.tls, ServerName: c.serverName}.Dialer()
-		n = &goClusterNode{c: redis.NewClient(o)}
+		rc := redis.NewClient(o)
+		if h := redisx.NoPermHook(c.user); h != nil {
+			rc.AddHook(h)
+		}
+		n = &goClusterNode{c: rc}
 		c.byAddr[addr] = n
 	}
 	return n

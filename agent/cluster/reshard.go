@@ -100,7 +100,7 @@ func (m *clusterMode) moveBatch(ctx context.Context, batch []slotMove, masters [
 		if len(keys) == 0 {
 			break
 		}
-		if err := src.Migrate(ctx, dstIP, m.cfg.RedisPort, keys, m.env.Password(), migrateTimout); err != nil {
+		if err := src.Migrate(ctx, dstIP, m.cfg.RedisPort, keys, m.cfg.Users().Login(m.cfg.AgentUser), m.env.Password(), migrateTimout); err != nil {
 			return fmt.Errorf("%s: %w", desc, err)
 		}
 	}

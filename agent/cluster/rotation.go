@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 )
 
@@ -76,12 +77,14 @@ func (r clusterRotation) eachPod(ctx context.Context, check func(ctx context.Con
 // failed login on a pod that does not accept it yet.
 func (r clusterRotation) PeersAccept(ctx context.Context, pw string) (bool, string) {
 	return r.eachPod(ctx, func(ctx context.Context, n clusterNodeAPI) error {
-		hs, err := n.ACLPasswords(ctx)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(hs, rotation.Hash(pw)) {
-			return errors.New("does not accept the new password yet")
+		for _, u := range r.users() {
+			hs, err := n.ACLPasswords(ctx, u)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(hs, rotation.Hash(pw)) {
+				return fmt.Errorf("user %s does not accept the new password yet", u)
+			}
 		}
 		return nil
 	})
@@ -103,21 +106,46 @@ func (r clusterRotation) PeersSwitched(ctx context.Context, pw string) (bool, st
 	})
 }
 
+// users are the users holding the password (agent/acl): the default
+// user unless it is off, and the ones the agent manages.
+func (r clusterRotation) users() []string {
+	return r.m.cfg.Users().Accepting(acl.ModeCluster, acl.Redis)
+}
+
 // Plain: masterauth first, so a replica keeps its current link to a
 // master that has not changed yet.
 func (r clusterRotation) Plain(ctx context.Context, pw string) error {
 	local := r.m.local()
-	for _, param := range []string{"masterauth", "requirepass"} {
-		if err := local.ConfigSet(ctx, param, pw); err != nil {
-			return fmt.Errorf("CONFIG SET %s on the local redis-server: %w", param, err)
+	if err := local.ConfigSet(ctx, "masterauth", pw); err != nil {
+		return fmt.Errorf("CONFIG SET masterauth on the local redis-server: %w", err)
+	}
+	return r.only(ctx, pw)
+}
+
+// only leaves pw the one password of every user holding it.
+func (r clusterRotation) only(ctx context.Context, pw string) error {
+	local := r.m.local()
+	for _, u := range r.users() {
+		if u == "default" {
+			// CONFIG SET requirepass resets the default user's passwords
+			// to this one in one command.
+			if err := local.ConfigSet(ctx, "requirepass", pw); err != nil {
+				return fmt.Errorf("CONFIG SET requirepass on the local redis-server: %w", err)
+			}
+			continue
+		}
+		if err := local.ACLOnlyPassword(ctx, u, pw); err != nil {
+			return fmt.Errorf("ACL SETUSER %s (keep one password) on the local redis-server: %w", u, err)
 		}
 	}
 	return nil
 }
 
 func (r clusterRotation) Accept(ctx context.Context, _, target string) error {
-	if err := r.m.local().ACLAddPassword(ctx, target); err != nil {
-		return fmt.Errorf("ACL SETUSER default (add a password) on the local redis-server: %w", err)
+	for _, u := range r.users() {
+		if err := r.m.local().ACLAddPassword(ctx, u, target); err != nil {
+			return fmt.Errorf("ACL SETUSER %s (add a password) on the local redis-server: %w", u, err)
+		}
 	}
 	return nil
 }
@@ -129,11 +157,7 @@ func (r clusterRotation) Switch(ctx context.Context, pw string) error {
 	return nil
 }
 
-// Drop: CONFIG SET requirepass resets the default user's passwords to this
-// one in one command.
+// Drop leaves pw the one password of every user, each in one command.
 func (r clusterRotation) Drop(ctx context.Context, pw string) error {
-	if err := r.m.local().ConfigSet(ctx, "requirepass", pw); err != nil {
-		return fmt.Errorf("CONFIG SET requirepass on the local redis-server: %w", err)
-	}
-	return nil
+	return r.only(ctx, pw)
 }

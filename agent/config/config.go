@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
 )
 
@@ -50,6 +51,15 @@ type Config struct {
 	ExporterPasswordFile string `name:"exporter-password-file" env:"REDIS_HA_EXPORTER_PASSWORD_FILE" help:"Where to write redis_exporter's password file (JSON: localhost address to password) from --password-file, rewritten when the password changes, for a redis_exporter beside redis-server (components/redis-exporter); empty: none."`
 	// PasswordRotationGrace is only for clients the agent does not control.
 	PasswordRotationGrace time.Duration `name:"password-rotation-grace" env:"REDIS_HA_PASSWORD_ROTATION_GRACE" default:"10s" help:"After a password change, how long the old password is still accepted once every pod uses the new one, for applications that read the Secret later (at most 1h)."`
+
+	// ACL users: README, "ACL users". Every user the agent manages logs
+	// in with --password-file's password, so one rotation covers them.
+	AgentUser          string `name:"agent-user" env:"REDIS_HA_AGENT_USER" help:"ACL user the agent's own clients log in as, on every redis-server and Sentinel, with the --password-file password; the agent defines it with only the commands it needs (README, ACL users). Empty: the default user."`
+	ReplicationUser    string `name:"replication-user" env:"REDIS_HA_REPLICATION_USER" help:"ACL user replicas log in to their master as (masteruser), with the --password-file password; the agent defines it with PSYNC, REPLCONF and PING only. Empty: the default user."`
+	SentinelAuthUser   string `name:"sentinel-auth-user" env:"REDIS_HA_SENTINEL_AUTH_USER" help:"Sentinel mode: ACL user Sentinel logs in as, to redis-servers (sentinel auth-user) and to the other Sentinels (sentinel sentinel-user), with the --password-file password; the agent defines it with the commands Sentinel sends. Empty: the default user."`
+	ACLFile            string `name:"acl-file" env:"REDIS_HA_ACL_FILE" help:"File (a Secret volume) of application users in Redis ACL file syntax (user <name> <rules...> per line); the agent defines them on every redis-server, at init in --redis-conf-include and at run time with ACL SETUSER when the file changes (README, ACL users). Empty: none."`
+	DefineUsersOnly    bool   `name:"define-users-only" env:"REDIS_HA_DEFINE_USERS_ONLY" help:"Define the ACL users of --agent-user, --replication-user and --sentinel-auth-user on every server, but keep logging in as the default user: the first of the steps that turn ACL users on in a running deployment (README, ACL users)."`
+	DisableDefaultUser bool   `name:"disable-default-user" env:"REDIS_HA_DISABLE_DEFAULT_USER" help:"Turn every redis-server's default user off (user default off, no requirepass): every login names a user. Needs --agent-user, --replication-user and, in sentinel mode, --sentinel-auth-user. Sentinels keep their default user (clients ask them where the master is)."`
 
 	TLS secrets.TLSSettings `embed:""`
 
@@ -157,6 +167,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %d is not a TCP port", name, p)
 		}
 	}
+	if err := c.validateUsers(); err != nil {
+		return err
+	}
 	if err := c.TLS.Validate(c.RedisPort, c.SentinelPort); err != nil {
 		return err
 	}
@@ -167,6 +180,57 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--cluster-replicas (REDIS_HA_CLUSTER_REPLICAS) %d is negative", c.ClusterReplicas)
 	}
 	return nil
+}
+
+// validateUsers checks the ACL user flags (README, "ACL users").
+func (c *Config) validateUsers() error {
+	for flag, name := range map[string]string{
+		"--agent-user (REDIS_HA_AGENT_USER)":                 c.AgentUser,
+		"--replication-user (REDIS_HA_REPLICATION_USER)":     c.ReplicationUser,
+		"--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)": c.SentinelAuthUser,
+	} {
+		if err := acl.ValidName(flag, name); err != nil {
+			return err
+		}
+	}
+	if c.Mode == ModeCluster && c.SentinelAuthUser != "" {
+		return fmt.Errorf("--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER) %q is for sentinel mode: cluster mode runs no Sentinel; unset it", c.SentinelAuthUser)
+	}
+	u := c.Users()
+	if !u.Enabled() {
+		return nil
+	}
+	if c.PasswordFile == "" {
+		return fmt.Errorf("ACL users (--agent-user, --replication-user, --sentinel-auth-user, --disable-default-user) need --password-file (REDIS_HA_PASSWORD_FILE): the users the agent defines log in with its password; mount the Secret and set the flag")
+	}
+	if c.DefineUsersOnly && c.DisableDefaultUser {
+		return fmt.Errorf("--define-users-only (REDIS_HA_DEFINE_USERS_ONLY) keeps every login on the default user, which --disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER) turns off: unset one of them (README, ACL users, has the steps)")
+	}
+	if c.DisableDefaultUser {
+		var missing []string
+		if c.AgentUser == "" {
+			missing = append(missing, "--agent-user (REDIS_HA_AGENT_USER)")
+		}
+		if c.ReplicationUser == "" {
+			missing = append(missing, "--replication-user (REDIS_HA_REPLICATION_USER)")
+		}
+		if c.SentinelAuthUser == "" && c.Mode == ModeSentinel {
+			missing = append(missing, "--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER) leaves nobody to log in as for what %s would name: set %s too", strings.Join(missing, ", "), strings.Join(missing, " and "))
+		}
+	}
+	return nil
+}
+
+// Users are the ACL users the agent manages (agent/acl).
+func (c *Config) Users() acl.Users {
+	u := acl.Users{Agent: c.AgentUser, Replication: c.ReplicationUser, DefaultOff: c.DisableDefaultUser, DefineOnly: c.DefineUsersOnly}
+	if c.Mode == ModeSentinel {
+		u.Sentinel = c.SentinelAuthUser
+	}
+	return u
 }
 
 // Ordinal is this pod's StatefulSet ordinal. Call after Validate.

@@ -49,6 +49,19 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"--down-after (REDIS_HA_DOWN_AFTER) 2s", "--min-replicas-to-write 0"}},
 		"NegativeElectionWait":           {func(c *Config) { c.ElectionWait = -time.Second }, []string{"--election-wait (REDIS_HA_ELECTION_WAIT) -1s", "0 to wait"}},
 		"MinReplicasToWriteBelowDefault": {func(c *Config) { c.MinReplicasToWrite = -2 }, []string{"--min-replicas-to-write (REDIS_HA_MIN_REPLICAS_TO_WRITE) -2"}},
+		"AgentUserDefault":               {func(c *Config) { c.AgentUser, c.PasswordFile = "default", "/s/pw" }, []string{"--agent-user (REDIS_HA_AGENT_USER)", `"default"`}},
+		"UserNameWithSpace":              {func(c *Config) { c.ReplicationUser, c.PasswordFile = "a b", "/s/pw" }, []string{"--replication-user (REDIS_HA_REPLICATION_USER)", `"a b"`}},
+		"UsersWithoutPassword":           {func(c *Config) { c.AgentUser = "ha-agent" }, []string{"need --password-file (REDIS_HA_PASSWORD_FILE)"}},
+		"DefaultOffWithoutUsers": {func(c *Config) { c.DisableDefaultUser, c.AgentUser, c.PasswordFile = true, "ha-agent", "/s/pw" },
+			[]string{"--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER)", "--replication-user (REDIS_HA_REPLICATION_USER) and --sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)"}},
+		"DefineOnlyWithDefaultOff": {func(c *Config) {
+			c.DefineUsersOnly, c.DisableDefaultUser, c.AgentUser, c.ReplicationUser, c.SentinelAuthUser, c.PasswordFile = true, true, "a", "r", "s", "/s/pw"
+		},
+			[]string{"--define-users-only (REDIS_HA_DEFINE_USERS_ONLY)", "--disable-default-user (REDIS_HA_DISABLE_DEFAULT_USER)"}},
+		"SentinelUserInClusterMode": {func(c *Config) {
+			c.Mode, c.PodIP, c.SentinelAuthUser, c.PasswordFile = ModeCluster, "10.0.0.1", "ha-sentinel", "/s/pw"
+		},
+			[]string{"--sentinel-auth-user (REDIS_HA_SENTINEL_AUTH_USER)", "cluster mode runs no Sentinel"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -24,6 +24,8 @@ type PodIPLookup func(ctx context.Context, host string) (string, bool)
 // so are the TLS files, so a rotated Secret applies to new connections
 // without rebuilding the client.
 type Dial struct {
+	// User is the ACL user to log in as; "" is the default user.
+	User     string
 	Password func() string
 	Timeout  time.Duration
 	// fallback finds a pod's IP from the API when its DNS name does not
@@ -38,7 +40,7 @@ type Dial struct {
 }
 
 func (d Dial) Options(addr string) *redis.Options {
-	o := redisOptions0(addr, d.Password, d.Timeout)
+	o := redisOptions0(addr, d.User, d.Password, d.Timeout)
 	o.Dialer = d.Dialer()
 	return o
 }
@@ -79,12 +81,12 @@ func (d Dial) dialTCP(ctx context.Context, nd *net.Dialer, network, addr string)
 	return nd.DialContext(ctx, network, net.JoinHostPort(ip, port))
 }
 
-func redisOptions0(addr string, password func() string, timeout time.Duration) *redis.Options {
+func redisOptions0(addr, user string, password func() string, timeout time.Duration) *redis.Options {
 	return &redis.Options{
 		Addr:                  addr,
 		Protocol:              2,
 		DisableIdentity:       true,
-		CredentialsProvider:   func() (string, string) { return "", password() },
+		CredentialsProvider:   func() (string, string) { return user, password() },
 		DialTimeout:           timeout,
 		ReadTimeout:           timeout,
 		WriteTimeout:          timeout,

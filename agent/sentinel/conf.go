@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
@@ -66,7 +67,7 @@ func redisInclude(cfg config.Config, pods int, a includeAddrs, password string) 
 	// election makes the pod master (agent/config/fence.go has the timing).
 	fmt.Fprintf(&b, "min-replicas-to-write %d\nmin-replicas-max-lag %d\n", fence.ToWrite, fence.MaxLag)
 	if password != "" {
-		fmt.Fprintf(&b, "masterauth %s\nrequirepass %s\n", password, password)
+		b.WriteString(strings.Join(authLines(cfg.Users(), password, []string{password}), "\n") + "\n")
 	}
 	if cfg.TLS.Enabled() {
 		b.WriteString(strings.Join(cfg.TLS.RedisLines(cfg.RedisPort, false), "\n") + "\n")
@@ -82,9 +83,11 @@ func redisInclude(cfg config.Config, pods int, a includeAddrs, password string) 
 // middle of a rotation) as a user line for the default user, which
 // redis-server applies after requirepass: a server restarted then still
 // accepts the password each of its peers authenticates with, whichever of
-// the two that is. An ACL file (aclfile in the image's redis.conf)
-// refuses user lines in redis.conf: see README, "Password rotation".
-func rewriteIncludeAuth(path, masterauth string, accept []string) error {
+// the two that is. The users the agent manages (agent/acl) get user lines
+// with the same passwords. An ACL file (aclfile in the image's
+// redis.conf) refuses user lines in redis.conf: see README, "Password
+// rotation".
+func rewriteIncludeAuth(path string, users acl.Users, masterauth string, accept []string) error {
 	for _, pw := range append([]string{masterauth}, accept...) {
 		if pw != "" && !sentinelconf.RewriteSafe(pw) {
 			return fmt.Errorf("the rotated password contains a space, a quote or a control character; keeping the old one in %s", path)
@@ -95,21 +98,27 @@ func rewriteIncludeAuth(path, masterauth string, accept []string) error {
 		return fmt.Errorf("read %s to rotate its password: %w", path, err)
 	}
 	var lines, acceptLines []string
+	fileUsers := map[string]bool{}
+	for _, n := range acl.FileBlockNames(string(old)) {
+		fileUsers[n] = true
+	}
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		f := strings.Fields(l)
 		switch {
-		case strings.HasPrefix(l, "masterauth "):
-		case strings.HasPrefix(l, "requirepass ") || strings.HasPrefix(l, "user default "):
+		case len(f) > 1 && f[0] == "user" && fileUsers[f[1]]:
+			// --acl-file's users: kept where they are.
+			lines = append(lines, l)
+		case strings.HasPrefix(l, "masterauth ") || strings.HasPrefix(l, "masteruser "):
+		case strings.HasPrefix(l, "requirepass ") || strings.HasPrefix(l, "user "):
 			acceptLines = append(acceptLines, l)
 		default:
 			lines = append(lines, l)
 		}
 	}
-	if masterauth != "" {
-		lines = append(lines, "masterauth "+masterauth)
-	}
 	if accept != nil {
-		acceptLines = acceptAuthLines(accept)
+		acceptLines = nil
 	}
+	lines = append(lines, authLines(users, masterauth, accept)...)
 	lines = append(lines, acceptLines...)
 	if _, err := atomicfile.Write(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("rotate the password in %s: %w", path, err)
@@ -117,15 +126,56 @@ func rewriteIncludeAuth(path, masterauth string, accept []string) error {
 	return nil
 }
 
-// acceptAuthLines are the include's lines that make redis-server accept
-// the passwords given ("" or none: no auth).
-func acceptAuthLines(accept []string) []string {
-	var pws []string
-	for _, pw := range accept {
-		if pw != "" && !slices.Contains(pws, pw) {
-			pws = append(pws, pw)
+// rewriteIncludeAuth is rewriteIncludeAuth of this mode's include, under
+// includeMu (the --acl-file users rewrite it too).
+func (m *sentinelMode) rewriteIncludeAuth(masterauth string, accept []string) error {
+	m.includeMu.Lock()
+	defer m.includeMu.Unlock()
+	return rewriteIncludeAuth(m.cfg.RedisConfInclude, m.cfg.Users(), masterauth, accept)
+}
+
+// authLines are the include's auth lines: masteruser and masterauth for
+// the replication link, then what makes redis-server accept the
+// passwords given (nil: none of those lines), for the default user and
+// each user the agent manages.
+func authLines(users acl.Users, masterauth string, accept []string) []string {
+	var lines []string
+	if masterauth != "" {
+		if r := users.Login(users.Replication); r != "" {
+			lines = append(lines, "masteruser "+r)
+		}
+		lines = append(lines, "masterauth "+masterauth)
+	}
+	if accept == nil {
+		return lines
+	}
+	pws := distinct(accept)
+	if users.DefaultOff {
+		lines = append(lines, acl.DefaultOffLine)
+	} else {
+		lines = append(lines, acceptAuthLines(pws)...)
+	}
+	if len(pws) > 0 {
+		for _, u := range users.On(acl.ModeSentinel, acl.Redis) {
+			lines = append(lines, u.Line(pws))
 		}
 	}
+	return lines
+}
+
+func distinct(pws []string) []string {
+	var out []string
+	for _, pw := range pws {
+		if pw != "" && !slices.Contains(out, pw) {
+			out = append(out, pw)
+		}
+	}
+	return out
+}
+
+// acceptAuthLines are the include's lines that make the default user
+// accept the passwords given (none: no auth).
+func acceptAuthLines(pws []string) []string {
 	switch len(pws) {
 	case 0:
 		return nil

@@ -52,7 +52,14 @@ type sentinelEnv struct {
 	// server and sentinel are the engine's programs: redis-server and
 	// redis-sentinel unless newSentinelEnvTLS was given another engine.
 	server, sentinel string
+	// appUser, when set, is the user the test's clients log in to
+	// redis-servers as (with appPass), defined by redisExtra lines of
+	// each pod's own redis.conf: a test whose default user is off.
+	appUser    string
+	redisExtra []string
 }
+
+const appPass = "app-pass-9c1d"
 
 type envPod struct {
 	i        int
@@ -262,7 +269,7 @@ func newSentinelEnvTLS(t *testing.T, server, sentinel string) *sentinelEnv {
 
 func (e *sentinelEnv) peers(self int, pw func() string) sentinelPeers {
 	timeout := time.Second
-	d := redisx.Dial{Password: pw, Timeout: timeout, TLS: e.pods[self].tls}
+	d := redisx.Dial{User: e.pods[self].cfg.Users().Login(e.pods[self].cfg.AgentUser), Password: pw, Timeout: timeout, TLS: e.pods[self].tls}
 	return sentinelPeers{
 		Pods: envPods, Self: self, Addr: e.addr, Timeout: timeout,
 		Redis:    func(h string) redisNode { return dialRedis(d, h, 6379) },
@@ -288,6 +295,7 @@ func (e *sentinelEnv) writeRedisConf(i int, include bool, extra ...string) strin
 		"dir " + p.cfg.DataDir, "save 3600 1", "repl-diskless-sync-delay 0", "appendonly no",
 	}
 	lines = append(lines, extra...)
+	lines = append(lines, e.redisExtra...)
 	if include {
 		lines = append(lines, "include "+p.cfg.RedisConfInclude)
 	}
@@ -305,6 +313,12 @@ func (e *sentinelEnv) startRedis(i int, include bool, extra ...string) {
 	pw, tc := "", (*tls.Config)(nil)
 	if include {
 		pw, tc = e.pw(), e.clientTLS
+	}
+	if e.appUser != "" {
+		c := e.client(i)
+		defer c.Close()
+		proctest.Eventually(e.t, 10*time.Second, func() error { return c.Ping(context.Background()).Err() }, "%s answers PING as %s", e.addr(i), e.appUser)
+		return
 	}
 	proctest.WaitPingTLS(e.t, e.addr(i)+":6379", pw, tc, 10*time.Second)
 }
@@ -327,14 +341,19 @@ func (e *sentinelEnv) startAgent(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With().Str("pod", p.cfg.PodName).Logger()
 	rec, stopEvents := kubeapi.NewRecorder(ctx, e.kube)
-	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, TLS: p.tls, Clock: clock.RealClock{}}
+	aclFile, err := secrets.NewFile(p.cfg.ACLFile, "--acl-file")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deps := sidecar.Deps{Log: log, Kube: e.kube, Election: e.kube, Events: rec, Metrics: metrics.New("test", config.ModeSentinel), Password: pw, TLS: p.tls, ACLFile: aclFile, Clock: clock.RealClock{}}
 	deps.Rotation = rotation.New(pw.Get, clock.RealClock{}, p.cfg.PasswordRotationGrace, log)
 	m := newSentinelModeWith(p.cfg, deps, e.peers(i, deps.Rotation.Outgoing))
 	m.peerStatus = httpPeerStatus(m.peers, "8080")
 	srv := sidecar.NewHTTPServer(p.cfg, deps, m)
 	p.mode, p.stop, p.done = m, cancel, make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); _ = aclFile.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
 	go func() { defer wg.Done(); _ = p.tls.Run(ctx, log, clock.RealClock{}, time.Second) }()
 	go func() { defer wg.Done(); _ = pw.Run(ctx, log, clock.RealClock{}, time.Second) }()
@@ -356,12 +375,20 @@ func (e *sentinelEnv) stopAgent(i int) {
 func (e *sentinelEnv) client(i int) *redis.Client {
 	// The password is read at each connect: a client that reconnects
 	// after setPassword uses the new one, as a restarted application would.
-	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", CredentialsProvider: func() (string, string) { return "", e.pw() }, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+	creds := func() (string, string) { return "", e.pw() }
+	if e.appUser != "" {
+		creds = func() (string, string) { return e.appUser, appPass }
+	}
+	return redis.NewClient(&redis.Options{Addr: e.addr(i) + ":6379", CredentialsProvider: creds, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, TLSConfig: e.clientTLS})
 }
 
 func (e *sentinelEnv) role(i int) redisx.ReplInfo {
-	n := dialRedis(redisx.Dial{Password: e.pw, Timeout: 500 * time.Millisecond, TLS: e.pods[i].tls}, e.addr(i), 6379)
+	d := redisx.Dial{Password: e.pw, Timeout: 500 * time.Millisecond, TLS: e.pods[i].tls}
+	if e.appUser != "" {
+		d.User, d.Password = e.appUser, func() string { return appPass }
+	}
+	n := dialRedis(d, e.addr(i), 6379)
 	defer n.Close()
 	r, _ := n.Replication(context.Background())
 	return r

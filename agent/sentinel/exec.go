@@ -220,7 +220,7 @@ func (m *sentinelMode) monitor(ctx context.Context, sentinel, master int) error 
 	defer cancel()
 	return m.sentinelNodes()[sentinel].Monitor(c, m.cfg.MasterName, host, port, monitorSettings{
 		Quorum: quorumOf(m.cfg, m.podCount()), DownAfter: m.cfg.DownAfter, FailoverTimeout: m.cfg.FailoverTimeout,
-		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(),
+		ParallelSyncs: 1, AuthPass: m.deps.Rotation.Outgoing(), AuthUser: m.cfg.Users().Login(m.cfg.SentinelAuthUser),
 	})
 }
 

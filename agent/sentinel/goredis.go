@@ -18,12 +18,20 @@ import (
 
 // dialRedis is a redis-server client dialed as d says.
 func dialRedis(d redisx.Dial, host string, port int) *goRedisNode {
-	return &goRedisNode{c: redis.NewClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))}
+	c := redis.NewClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))
+	if h := redisx.NoPermHook(d.User); h != nil {
+		c.AddHook(h)
+	}
+	return &goRedisNode{c: c}
 }
 
 // dialSentinel is a Sentinel client dialed as d says.
 func dialSentinel(d redisx.Dial, host string, port int) *goSentinelNode {
-	return &goSentinelNode{c: redis.NewSentinelClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))}
+	c := redis.NewSentinelClient(d.Options(net.JoinHostPort(host, strconv.Itoa(port))))
+	if h := redisx.NoPermHook(d.User); h != nil {
+		c.AddHook(h)
+	}
+	return &goSentinelNode{c: c}
 }
 
 // goRedisNode adapts go-redis to redisNode.
@@ -112,26 +120,63 @@ func (n *goRedisNode) ConfigGet(ctx context.Context, param string) (string, erro
 	return m[param], nil
 }
 
-func (n *goRedisNode) ACLPasswords(ctx context.Context) ([]string, error) {
-	return aclPasswords(ctx, n.c.Do(ctx, "ACL", "GETUSER", "default"), "redis-server "+n.addr())
+func (n *goRedisNode) ACLPasswords(ctx context.Context, user string) ([]string, error) {
+	return aclPasswords(ctx, n.c.Do(ctx, "ACL", "GETUSER", user), user, "redis-server "+n.addr())
 }
 
-func (n *goRedisNode) ACLAddPassword(ctx context.Context, pw string) error {
-	if err := n.c.Do(ctx, "ACL", "SETUSER", "default", "on", ">"+pw).Err(); err != nil {
-		return fmt.Errorf("ACL SETUSER default (add a password) on redis-server %s: %w", n.addr(), err)
+func (n *goRedisNode) ACLAddPassword(ctx context.Context, user, pw string) error {
+	if err := n.c.Do(ctx, "ACL", "SETUSER", user, ">"+pw).Err(); err != nil {
+		return fmt.Errorf("ACL SETUSER %s (add a password) on redis-server %s: %w", user, n.addr(), err)
 	}
 	return nil
+}
+
+func (n *goRedisNode) ACLOnlyPassword(ctx context.Context, user, pw string) error {
+	if err := n.c.Do(ctx, "ACL", "SETUSER", user, "resetpass", ">"+pw).Err(); err != nil {
+		return fmt.Errorf("ACL SETUSER %s (keep one password) on redis-server %s: %w", user, n.addr(), err)
+	}
+	return nil
+}
+
+func (n *goRedisNode) ACLSetUser(ctx context.Context, user string, rules []string) error {
+	args := []any{"ACL", "SETUSER", user}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	return n.c.Do(ctx, args...).Err()
+}
+
+func (n *goRedisNode) ACLDryRun(ctx context.Context, user string, cmd []string) (string, error) {
+	return aclDryRun(ctx, n.c.Process, user, cmd)
 }
 
 func (n *goRedisNode) Close() error { return n.c.Close() }
 
 // aclPasswords is redisx.ACLPasswords with the server named in errors.
-func aclPasswords(_ context.Context, cmd *redis.Cmd, where string) ([]string, error) {
+func aclPasswords(_ context.Context, cmd *redis.Cmd, user, where string) ([]string, error) {
 	ps, err := redisx.ACLPasswords(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("ACL GETUSER default on %s: %w", where, err)
+		return nil, fmt.Errorf("ACL GETUSER %s on %s: %w", user, where, err)
 	}
 	return ps, nil
+}
+
+// aclDryRun asks whether user may run cmd: "" when it may, else the
+// server's reason. err is a failure of the ACL DRYRUN itself (the caller
+// may not run it, or the user does not exist).
+func aclDryRun(ctx context.Context, process func(context.Context, redis.Cmder) error, user string, cmd []string) (string, error) {
+	args := []any{"ACL", "DRYRUN", user}
+	for _, a := range cmd {
+		args = append(args, a)
+	}
+	c := redis.NewStringCmd(ctx, args...)
+	if err := process(ctx, c); err != nil {
+		return "", err
+	}
+	if v := c.Val(); v != "OK" {
+		return v, nil
+	}
+	return "", nil
 }
 
 // goSentinelNode adapts go-redis's SentinelClient to sentinelNode.
@@ -179,6 +224,9 @@ func (n *goSentinelNode) Monitor(ctx context.Context, name, host string, port in
 	if s.AuthPass != "" {
 		args = append(args, "auth-pass", s.AuthPass)
 	}
+	if s.AuthUser != "" {
+		args = append(args, "auth-user", s.AuthUser)
+	}
 	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, args...)); err != nil {
 		return fmt.Errorf("SENTINEL SET %s (timings, auth-pass) on %s: %w", name, n.addr(), err)
 	}
@@ -204,15 +252,21 @@ func (n *goSentinelNode) ApplyPassword(ctx context.Context, name, password strin
 	return nil
 }
 
-func (n *goSentinelNode) ACLPasswords(ctx context.Context) ([]string, error) {
-	cmd := redis.NewCmd(ctx, "ACL", "GETUSER", "default")
+func (n *goSentinelNode) ACLPasswords(ctx context.Context, user string) ([]string, error) {
+	cmd := redis.NewCmd(ctx, "ACL", "GETUSER", user)
 	_ = n.c.Process(ctx, cmd)
-	return aclPasswords(ctx, cmd, "Sentinel "+n.addr())
+	return aclPasswords(ctx, cmd, user, "Sentinel "+n.addr())
 }
 
-func (n *goSentinelNode) AcceptPassword(ctx context.Context, pw string) error {
-	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", "default", "on", ">"+pw)); err != nil {
-		return fmt.Errorf("ACL SETUSER default (add a password) on %s: %w", n.addr(), err)
+func (n *goSentinelNode) ACLDryRun(ctx context.Context, user string, cmd []string) (string, error) {
+	return aclDryRun(ctx, n.c.Process, user, cmd)
+}
+
+func (n *goSentinelNode) AcceptPassword(ctx context.Context, users []string, pw string) error {
+	for _, u := range users {
+		if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", u, ">"+pw)); err != nil {
+			return fmt.Errorf("ACL SETUSER %s (add a password) on %s: %w", u, n.addr(), err)
+		}
 	}
 	return n.flushConfig(ctx)
 }
@@ -241,9 +295,15 @@ func (n *goSentinelNode) SentinelPass(ctx context.Context) (string, error) {
 	return v[1], nil
 }
 
-func (n *goSentinelNode) OnlyPassword(ctx context.Context, pw string) error {
-	if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, "ACL", "SETUSER", "default", "on", "resetpass", ">"+pw)); err != nil {
-		return fmt.Errorf("ACL SETUSER default (keep one password) on %s: %w", n.addr(), err)
+func (n *goSentinelNode) OnlyPassword(ctx context.Context, users []string, pw string) error {
+	for _, u := range users {
+		args := []any{"ACL", "SETUSER", u, "resetpass", ">" + pw}
+		if u == "default" {
+			args = []any{"ACL", "SETUSER", u, "on", "resetpass", ">" + pw}
+		}
+		if err := n.c.Process(ctx, redis.NewStatusCmd(ctx, args...)); err != nil {
+			return fmt.Errorf("ACL SETUSER %s (keep one password) on %s: %w", u, n.addr(), err)
+		}
 	}
 	return n.flushConfig(ctx)
 }

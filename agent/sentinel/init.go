@@ -13,10 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/kubeapi"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/redisx"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/secrets"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/sidecar"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinelconf"
 )
 
@@ -69,7 +71,7 @@ func (p sentinelPeers) nameOrdinal(host string) int {
 
 func defaultPeers(cfg config.Config, pods int, password func() string, tlsFiles *secrets.TLSFiles, kube kubeapi.Clients, log zerolog.Logger) sentinelPeers {
 	timeout := time.Second
-	d := redisx.Dial{Password: password, Timeout: timeout, Fallback: apiPodIP(cfg, kube, log), TLS: tlsFiles, ServerName: serverNames(cfg)}
+	d := redisx.Dial{User: cfg.Users().Login(cfg.AgentUser), Password: password, Timeout: timeout, Fallback: apiPodIP(cfg, kube, log), TLS: tlsFiles, ServerName: serverNames(cfg)}
 	return sentinelPeers{
 		Pods: pods, Self: cfg.Ordinal(), Addr: cfg.PodFQDN, Timeout: timeout, External: cfg.External,
 		Redis:    func(h string) redisNode { return dialRedis(d, h, cfg.RedisPort) },
@@ -202,6 +204,11 @@ func (in *sentinelInit) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fileUsers, err := sidecar.ReadACLFile(in.cfg, acl.ModeSentinel)
+	if err != nil {
+		return err
+	}
+	inc = []byte(acl.ReplaceFileBlock(string(inc), fileUsers))
 	if _, err := writeConf(in.cfg.RedisConfInclude, inc); err != nil {
 		return fmt.Errorf("write --redis-conf-include (REDIS_HA_REDIS_CONF_INCLUDE): %w", err)
 	}
@@ -211,6 +218,12 @@ func (in *sentinelInit) run(ctx context.Context) error {
 		Quorum: quorumOf(in.cfg, in.peers.Pods), DownAfter: in.cfg.DownAfter, FailoverTimeout: in.cfg.FailoverTimeout, ParallelSyncs: 1,
 		MyID: sentinelconf.MyID(in.cfg.Namespace, in.cfg.PodName), AnnounceHost: self, Port: in.cfg.SentinelPort,
 		Password: in.password, TLS: in.cfg.TLS.SentinelParams(),
+		AuthUser: in.cfg.Users().Login(in.cfg.SentinelAuthUser), SentinelUser: in.cfg.Users().Login(in.cfg.SentinelAuthUser),
+	}
+	if in.password != "" {
+		for _, u := range in.cfg.Users().On(acl.ModeSentinel, acl.Sentinel) {
+			p.Users = append(p.Users, u.Line([]string{in.password}))
+		}
 	}
 	if in.cfg.External.Enabled() {
 		p.AnnounceHost, p.AnnouncePort = in.cfg.External.Host, in.cfg.External.SentinelPortOf(in.peers.Self)

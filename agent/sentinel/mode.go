@@ -55,6 +55,9 @@ type sentinelMode struct {
 	// preStop that did not hand over is undone when it is not; nil never
 	// undoes.
 	terminating func(ctx context.Context) (ok bool, reason string, err error)
+	// includeMu serializes the run-time writers of the include: the
+	// password rotation and the --acl-file users.
+	includeMu sync.Mutex
 
 	mu     sync.Mutex
 	status SentinelStatus

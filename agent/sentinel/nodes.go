@@ -23,10 +23,16 @@ type redisNode interface {
 	ConfigSet(ctx context.Context, param, value string) error
 	// ConfigGet is CONFIG GET of one parameter.
 	ConfigGet(ctx context.Context, param string) (string, error)
-	// ACLPasswords lists the default user's password hashes (hex SHA-256).
-	ACLPasswords(ctx context.Context) ([]string, error)
-	// ACLAddPassword makes the default user accept pw too.
-	ACLAddPassword(ctx context.Context, pw string) error
+	// ACLPasswords lists a user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context, user string) ([]string, error)
+	// ACLAddPassword makes a user accept pw too.
+	ACLAddPassword(ctx context.Context, user, pw string) error
+	// ACLOnlyPassword leaves pw a user's one password, in one command.
+	ACLOnlyPassword(ctx context.Context, user, pw string) error
+	// ACLDryRun is ACL DRYRUN: "" when user may run cmd, else why not.
+	ACLDryRun(ctx context.Context, user string, cmd []string) (string, error)
+	// ACLSetUser is ACL SETUSER user rules...
+	ACLSetUser(ctx context.Context, user string, rules []string) error
 	Close() error
 }
 
@@ -41,20 +47,22 @@ type sentinelNode interface {
 	// ApplyPassword sets the password the Sentinel uses for the master
 	// (auth-pass), for its peers (sentinel-pass) and requires from clients.
 	ApplyPassword(ctx context.Context, name, password string) error
-	// ACLPasswords lists the default user's password hashes (hex SHA-256).
-	ACLPasswords(ctx context.Context) ([]string, error)
-	// AcceptPassword makes the default user accept pw too, and saves the
-	// file (a restarted Sentinel accepts both).
-	AcceptPassword(ctx context.Context, pw string) error
+	// ACLPasswords lists a user's password hashes (hex SHA-256).
+	ACLPasswords(ctx context.Context, user string) ([]string, error)
+	// ACLDryRun is ACL DRYRUN: "" when user may run cmd, else why not.
+	ACLDryRun(ctx context.Context, user string, cmd []string) (string, error)
+	// AcceptPassword makes each user accept pw too, and saves the file (a
+	// restarted Sentinel accepts both).
+	AcceptPassword(ctx context.Context, users []string, pw string) error
 	// SwitchPassword sets the password the Sentinel uses for the master
 	// (auth-pass, when it monitors one) and its peers (sentinel-pass).
 	SwitchPassword(ctx context.Context, name, pw string) error
 	// SentinelPass is SENTINEL CONFIG GET sentinel-pass: the password
 	// the Sentinel logs in to its peers with.
 	SentinelPass(ctx context.Context) (string, error)
-	// OnlyPassword leaves pw the default user's one password, and saves
-	// the file.
-	OnlyPassword(ctx context.Context, pw string) error
+	// OnlyPassword leaves pw each user's one password, and saves the
+	// file.
+	OnlyPassword(ctx context.Context, users []string, pw string) error
 	Failover(ctx context.Context, name string) error
 	// Reset is SENTINEL RESET: forget replicas and peers and rediscover
 	// them from the master at once (its next INFO), not in up to 10s.
@@ -82,4 +90,5 @@ type monitorSettings struct {
 	FailoverTimeout time.Duration
 	ParallelSyncs   int
 	AuthPass        string
+	AuthUser        string // "": the default user
 }

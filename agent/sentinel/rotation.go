@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/acl"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/rotation"
 )
 
@@ -78,15 +79,24 @@ func (r sentinelRotation) eachPod(ctx context.Context, check func(ctx context.Co
 	return len(failed) == 0, strings.Join(failed, "; ")
 }
 
-func accepts(ctx context.Context, list func(context.Context) ([]string, error), pw, what string) error {
-	hs, err := list(ctx)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(hs, rotation.Hash(pw)) {
-		return fmt.Errorf("%s does not accept the new password yet", what)
+// accepts checks that every user of users lists pw.
+func accepts(ctx context.Context, list func(context.Context, string) ([]string, error), users []string, pw, what string) error {
+	for _, u := range users {
+		hs, err := list(ctx, u)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(hs, rotation.Hash(pw)) {
+			return fmt.Errorf("%s user %s does not accept the new password yet", what, u)
+		}
 	}
 	return nil
+}
+
+// users are the users holding the password on each side (agent/acl):
+// the default user (unless off) and the ones the agent manages.
+func (r sentinelRotation) users(side acl.Side) []string {
+	return r.m.cfg.Users().Accepting(acl.ModeSentinel, side)
 }
 
 // PeersAccept asks ACL GETUSER over connections authenticated with the
@@ -94,7 +104,7 @@ func accepts(ctx context.Context, list func(context.Context) ([]string, error), 
 // login on every pod that does not accept it yet.
 func (r sentinelRotation) PeersAccept(ctx context.Context, pw string) (bool, string) {
 	return r.eachPod(ctx, func(ctx context.Context, _ int, n redisNode, s sentinelNode) error {
-		return errors.Join(accepts(ctx, n.ACLPasswords, pw, "redis-server"), accepts(ctx, s.ACLPasswords, pw, "Sentinel"))
+		return errors.Join(accepts(ctx, n.ACLPasswords, r.users(acl.Redis), pw, "redis-server"), accepts(ctx, s.ACLPasswords, r.users(acl.Sentinel), pw, "Sentinel"))
 	})
 }
 
@@ -129,25 +139,53 @@ func (r sentinelRotation) Plain(ctx context.Context, pw string) error {
 	m := r.m
 	c, cancel := r.ctx(ctx)
 	defer cancel()
-	return errors.Join(
-		m.local.ConfigSet(c, "masterauth", pw), m.local.ConfigSet(c, "requirepass", pw),
+	errs := []error{m.local.ConfigSet(c, "masterauth", pw)}
+	if !m.cfg.DisableDefaultUser {
+		errs = append(errs, m.local.ConfigSet(c, "requirepass", pw))
+	}
+	errs = append(errs, r.onlyNamed(c, pw),
 		m.localSentinel().ApplyPassword(c, m.cfg.MasterName, pw),
 		// A redis-server container restart reads the include again (init
 		// does not run): it must carry the new password too.
-		rewriteIncludeAuth(m.cfg.RedisConfInclude, pw, []string{pw}))
+		m.rewriteIncludeAuth(pw, []string{pw}))
+	return errors.Join(errs...)
+}
+
+// onlyNamed leaves pw the one password of the named users the agent
+// manages on the local redis-server and Sentinel.
+func (r sentinelRotation) onlyNamed(ctx context.Context, pw string) error {
+	m := r.m
+	var redisUsers, sentinelUsers []string
+	for _, u := range m.cfg.Users().On(acl.ModeSentinel, acl.Redis) {
+		redisUsers = append(redisUsers, u.Name)
+	}
+	for _, u := range m.cfg.Users().On(acl.ModeSentinel, acl.Sentinel) {
+		sentinelUsers = append(sentinelUsers, u.Name)
+	}
+	for _, u := range redisUsers {
+		if err := m.local.ACLOnlyPassword(ctx, u, pw); err != nil {
+			return err
+		}
+	}
+	if len(sentinelUsers) == 0 {
+		return nil
+	}
+	return m.localSentinel().OnlyPassword(ctx, sentinelUsers, pw)
 }
 
 func (r sentinelRotation) Accept(ctx context.Context, out, target string) error {
 	m := r.m
 	c, cancel := r.ctx(ctx)
 	defer cancel()
-	if err := m.local.ACLAddPassword(c, target); err != nil {
+	for _, u := range r.users(acl.Redis) {
+		if err := m.local.ACLAddPassword(c, u, target); err != nil {
+			return err
+		}
+	}
+	if err := m.localSentinel().AcceptPassword(c, r.users(acl.Sentinel), target); err != nil {
 		return err
 	}
-	if err := m.localSentinel().AcceptPassword(c, target); err != nil {
-		return err
-	}
-	return rewriteIncludeAuth(m.cfg.RedisConfInclude, out, []string{out, target})
+	return m.rewriteIncludeAuth(out, []string{out, target})
 }
 
 func (r sentinelRotation) Switch(ctx context.Context, pw string) error {
@@ -157,7 +195,7 @@ func (r sentinelRotation) Switch(ctx context.Context, pw string) error {
 	if err := m.localSentinel().SwitchPassword(c, m.cfg.MasterName, pw); err != nil {
 		return err
 	}
-	if err := rewriteIncludeAuth(m.cfg.RedisConfInclude, pw, nil); err != nil {
+	if err := m.rewriteIncludeAuth(pw, nil); err != nil {
 		return err
 	}
 	// Last: the peers read it as this pod's switch being complete.
@@ -169,12 +207,20 @@ func (r sentinelRotation) Drop(ctx context.Context, pw string) error {
 	c, cancel := r.ctx(ctx)
 	defer cancel()
 	// CONFIG SET requirepass resets the default user's passwords to this
-	// one in one command: no instant without a password that works.
-	if err := m.local.ConfigSet(c, "requirepass", pw); err != nil {
+	// one in one command, as ACL SETUSER resetpass >pw does a named
+	// user's: no instant without a password that works.
+	if !m.cfg.DisableDefaultUser {
+		if err := m.local.ConfigSet(c, "requirepass", pw); err != nil {
+			return err
+		}
+	}
+	for _, u := range m.cfg.Users().On(acl.ModeSentinel, acl.Redis) {
+		if err := m.local.ACLOnlyPassword(c, u.Name, pw); err != nil {
+			return err
+		}
+	}
+	if err := m.localSentinel().OnlyPassword(c, r.users(acl.Sentinel), pw); err != nil {
 		return err
 	}
-	if err := m.localSentinel().OnlyPassword(c, pw); err != nil {
-		return err
-	}
-	return rewriteIncludeAuth(m.cfg.RedisConfInclude, pw, []string{pw})
+	return m.rewriteIncludeAuth(pw, []string{pw})
 }

@@ -65,6 +65,8 @@ func (m *sentinelMode) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return m.watchPassword(ctx, poke) })
 	g.Go(func() error { return m.watchTLS(ctx) })
+	g.Go(func() error { return m.checkUsers(ctx) })
+	g.Go(func() error { return m.aclFileUsers().Run(ctx) })
 	g.Go(func() error { return m.loop(ctx, trigger) })
 	return g.Wait()
 }

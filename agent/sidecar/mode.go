@@ -37,7 +37,9 @@ type Deps struct {
 	// rotation (the agent's clients, masterauth, Sentinel's auth-pass).
 	Rotation *rotation.Rotator
 	TLS      *secrets.TLSFiles // nil: plaintext
-	Clock    clock.WithTicker
+	// ACLFile is --acl-file, the application users; nil: none.
+	ACLFile *secrets.File
+	Clock   clock.WithTicker
 }
 
 // NewHTTPServer is the agent's one HTTP port for a mode. /prestop acts only

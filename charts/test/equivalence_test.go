@@ -81,6 +81,16 @@ func TestChartMatchesOverlays(t *testing.T) {
 			release: "redis-cluster",
 			values:  map[string]any{"mode": "cluster", "engine": "valkey"},
 		},
+		"sentinel acl": {
+			overlay: "overlays/sentinel-3-acl",
+			release: "redis",
+			values:  map[string]any{"auth": map[string]any{"existingSecret": "redis-auth", "acl": map[string]any{"enabled": true}}},
+		},
+		"cluster acl": {
+			overlay: "overlays/cluster-6-acl",
+			release: "redis-cluster",
+			values:  map[string]any{"mode": "cluster", "auth": map[string]any{"existingSecret": "redis-auth", "acl": map[string]any{"enabled": true}}},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -378,6 +388,47 @@ patches:
 	},
 	// The PodMonitor alone: the rules and the dashboard left out with the
 	// patches README "Monitoring" gives for a further StatefulSet.
+	"sentinel: ACL users with application users from the Secret": {
+		release: "redis",
+		values: `
+auth:
+  existingSecret: redis-auth
+  acl:
+    enabled: true
+    agentUser: agent
+    usersKey: users.acl
+`,
+		kustomization: `
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [BASE/sentinel]
+components: [COMPONENTS/networkpolicy, COMPONENTS/acl]
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata: {name: redis}
+      spec:
+        template:
+          spec:
+            initContainers:
+              - name: agent-init
+                env:
+                  - {name: REDIS_HA_AGENT_USER, value: agent}
+                  - {name: REDIS_HA_ACL_FILE, value: /etc/redis-ha/auth/users.acl}
+              - name: agent
+                env:
+                  - {name: REDIS_HA_AGENT_USER, value: agent}
+                  - {name: REDIS_HA_ACL_FILE, value: /etc/redis-ha/auth/users.acl}
+            volumes:
+              - name: auth
+                secret:
+                  secretName: redis-auth
+                  items:
+                    - {key: password, path: password}
+                    - {key: users.acl, path: users.acl}
+`,
+	},
 	"cluster: PodMonitor only": {
 		release: "redis-cluster",
 		values: `

@@ -146,6 +146,29 @@ paths (Secret volumes), never as values.
 - name: REDIS_HA_PASSWORD_FILE
   value: /etc/redis-ha/auth/password
 {{- end }}
+{{- with .Values.auth.acl }}
+{{- if .enabled }}
+{{- if not $.Values.auth.existingSecret }}
+{{- fail "auth.acl.enabled needs auth.existingSecret: the users the agent defines log in with that password" }}
+{{- end }}
+- name: REDIS_HA_AGENT_USER
+  value: {{ .agentUser | quote }}
+- name: REDIS_HA_REPLICATION_USER
+  value: {{ .replicationUser | quote }}
+{{- if .disableDefaultUser }}
+- name: REDIS_HA_DISABLE_DEFAULT_USER
+  value: "true"
+{{- end }}
+{{- if eq $.Values.mode "sentinel" }}
+- name: REDIS_HA_SENTINEL_AUTH_USER
+  value: {{ .sentinelUser | quote }}
+{{- end }}
+{{- if .usersKey }}
+- name: REDIS_HA_ACL_FILE
+  value: /etc/redis-ha/auth/users.acl
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if .Values.tls.enabled }}
 - name: REDIS_HA_TLS_CERT_FILE
   value: /etc/redis-ha/tls/tls.crt
