@@ -247,7 +247,7 @@ func TestClusterACL(t *testing.T) {
 		addrs = append(addrs, fmt.Sprintf("redis-cluster-%d.redis-cluster-headless.%s.svc.cluster.local:6379", i, ns))
 	}
 	app := func(addr string) *redis.Client { return redisClientAs(addr, "app", appPass) }
-	waitClusterAs(t, ctx, addrs, app)
+	waitClusterAs(t, ctx, "cluster", addrs, app)
 	t.Logf("6 nodes report cluster_state:ok with ACL users, %.1fs after apply", time.Since(start).Seconds())
 	for _, a := range addrs {
 		c := app(a)
@@ -304,7 +304,7 @@ func TestClusterACL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s not replaced and Ready within 4 minutes: %v", master, err)
 	}
-	waitClusterAs(t, ctx, addrs, app)
+	waitClusterAs(t, ctx, "cluster", addrs, app)
 	t.Logf("master pod %s deleted; replaced and cluster_state ok from all 6 nodes %.1fs later", master, time.Since(deleted).Seconds())
 	missing := 0
 	for i := 0; i < 200; i++ {
@@ -328,8 +328,11 @@ func TestClusterACL(t *testing.T) {
 	}
 }
 
-// waitClusterAs is waitClusterTLS logging in with dial's client.
-func waitClusterAs(t *testing.T, ctx context.Context, addrs []string, dial func(addr string) *redis.Client) {
+// waitClusterAs waits until every node, asked through dial's client,
+// reports cluster_state:ok with 16384 slots over 3 masters and 6 known
+// nodes, none flagged fail or noaddr; what names the cluster in the
+// failure.
+func waitClusterAs(t *testing.T, ctx context.Context, what string, addrs []string, dial func(addr string) *redis.Client) {
 	t.Helper()
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -355,6 +358,6 @@ func waitClusterAs(t *testing.T, ctx context.Context, addrs []string, dial func(
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("cluster not healthy from every node: %v (last: %s)", err, last)
+		t.Fatalf("%s not healthy from every node: %v (last: %s)", what, err, last)
 	}
 }

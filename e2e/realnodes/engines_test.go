@@ -169,32 +169,7 @@ func TestValkeyCluster(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		addrs = append(addrs, fmt.Sprintf("redis-cluster-%d.redis-cluster-headless.%s.svc.cluster.local:6379", i, ns))
 	}
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, a := range addrs {
-			c := redisClient(a, "")
-			s, err := c.ClusterInfo(ctx).Result()
-			nodes, nerr := c.ClusterNodes(ctx).Result()
-			c.Close()
-			if err != nil || nerr != nil {
-				last = fmt.Sprintf("%s: %v %v", a, err, nerr)
-				return false, nil
-			}
-			info := parseInfoReply(s)
-			if info["cluster_state"] != "ok" || info["cluster_slots_assigned"] != "16384" || info["cluster_known_nodes"] != "6" || info["cluster_size"] != "3" {
-				last = fmt.Sprintf("%s: state %s, slots %s, known %s, size %s", a, info["cluster_state"], info["cluster_slots_assigned"], info["cluster_known_nodes"], info["cluster_size"])
-				return false, nil
-			}
-			if strings.Contains(nodes, "fail") || strings.Contains(nodes, "noaddr") {
-				last = fmt.Sprintf("%s: CLUSTER NODES has fail/noaddr:\n%s", a, nodes)
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("Valkey cluster not healthy from every node: %v (last: %s)", err, last)
-	}
+	waitClusterAs(t, ctx, "Valkey cluster", addrs, func(a string) *redis.Client { return redisClient(a, "") })
 	t.Logf("6 nodes report cluster_state:ok, 3 masters, %.1fs after apply", time.Since(start).Seconds())
 	for _, a := range addrs {
 		info := serverInfo(t, ctx, a)

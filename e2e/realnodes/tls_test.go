@@ -226,32 +226,7 @@ func TestClusterTLS(t *testing.T) {
 // cluster_state ok, 16384 slots, 6 known nodes, 3 masters, no fail/noaddr.
 func waitClusterTLS(t *testing.T, ctx context.Context, addrs []string, tc *tls.Config) {
 	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, a := range addrs {
-			c := tlsRedisClient(a, tc)
-			s, err := c.ClusterInfo(ctx).Result()
-			nodes, nerr := c.ClusterNodes(ctx).Result()
-			c.Close()
-			if err != nil || nerr != nil {
-				last = fmt.Sprintf("%s: %v %v", a, err, nerr)
-				return false, nil
-			}
-			info := parseInfoReply(s)
-			if info["cluster_state"] != "ok" || info["cluster_slots_assigned"] != "16384" || info["cluster_known_nodes"] != "6" || info["cluster_size"] != "3" {
-				last = fmt.Sprintf("%s: state %s, slots %s, known %s, size %s", a, info["cluster_state"], info["cluster_slots_assigned"], info["cluster_known_nodes"], info["cluster_size"])
-				return false, nil
-			}
-			if strings.Contains(nodes, "fail") || strings.Contains(nodes, "noaddr") {
-				last = fmt.Sprintf("%s: CLUSTER NODES has fail/noaddr:\n%s", a, nodes)
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("cluster not healthy over TLS from every node: %v (last: %s)", err, last)
-	}
+	waitClusterAs(t, ctx, "cluster over TLS", addrs, func(a string) *redis.Client { return tlsRedisClient(a, tc) })
 }
 
 // testTLSServices: a plain client through redis-master and a
